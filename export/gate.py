@@ -1,0 +1,59 @@
+"""The validation gate: each variant's logits against the PyTorch reference, on real text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from emotion_onnx.calibration import softmax
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    fp32_max_abs_logit: float = 1e-4
+    int8_min_agreement: float = 0.99
+
+
+@dataclass
+class GateResult:
+    variant: str
+    passed: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+def compare(
+    variant: str,
+    precision: str,
+    logits: np.ndarray,
+    reference: np.ndarray,
+    labels: np.ndarray | None,
+    thresholds: GateThresholds,
+) -> GateResult:
+    diff = np.abs(logits.astype(np.float64) - reference.astype(np.float64))
+    p, q = softmax(logits), softmax(reference)
+    dprob = np.abs(p - q)
+    agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
+    figures: dict[str, Any] = {
+        "n_texts": int(len(reference)),
+        "max_abs_logit_diff": float(diff.max()),
+        "mean_abs_logit_diff": float(diff.mean()),
+        "max_abs_prob_diff": float(dprob.max()),
+        "mean_abs_prob_diff": float(dprob.mean()),
+        "top1_agreement": agreement,
+    }
+    if labels is not None:
+        figures["accuracy"] = float((logits.argmax(1) == labels).mean())
+        figures["reference_accuracy"] = float((reference.argmax(1) == labels).mean())
+    if precision == "fp32":
+        limit = thresholds.fp32_max_abs_logit
+        figures["threshold_max_abs_logit_diff"] = limit
+        passed = figures["max_abs_logit_diff"] <= limit
+        reason = "" if passed else f"max |Δlogit| {figures['max_abs_logit_diff']:.3g} > {limit:g}"
+    else:
+        limit = thresholds.int8_min_agreement
+        figures["threshold_top1_agreement"] = limit
+        passed = agreement >= limit
+        reason = "" if passed else f"top-1 agreement {agreement:.4%} < {limit:.2%}"
+    return GateResult(variant, passed, figures, reason)

@@ -1,0 +1,84 @@
+"""ONNX export through optimum, with a second graph output: the embedding the head reads."""
+
+from __future__ import annotations
+
+import inspect
+import types
+from pathlib import Path
+
+from .checkpoint import Checkpoint
+
+BATCH, SEQUENCE = "batch", "sequence"
+OPSET = 17
+
+
+def head_linear(model, dotted: str):
+    module = model
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _with_embedding_output(ckpt: Checkpoint):
+    """Make the model's forward return {"logits", "embedding"}.
+
+    The embedding is the input of the final Linear of the classification head
+    (DistilBERT: ReLU(pre_classifier(h[CLS])); BERT: the pooler output; RoBERTa:
+    tanh(dense(h[<s>]))), captured by a forward pre-hook so one pass yields both.
+    """
+    model = ckpt.model
+    captured = {}
+    head = head_linear(model, ckpt.arch.head_linear)
+    handle = head.register_forward_pre_hook(lambda _m, args: captured.__setitem__("embedding", args[0]))
+    original = model.forward
+
+    def forward(self, *args, **kwargs):
+        out = original(*args, **kwargs)
+        return {"logits": out["logits"], "embedding": captured.pop("embedding")}
+
+    # optimum inspects the signature; no __wrapped__, or optimum would unwrap past us
+    forward.__signature__ = inspect.signature(type(model).forward)
+    model.forward = types.MethodType(forward, model)
+
+    def restore():
+        handle.remove()
+        del model.forward
+
+    return restore
+
+
+def _onnx_config(ckpt: Checkpoint):
+    import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX configs)
+    from optimum.exporters.tasks import TasksManager
+
+    constructor = TasksManager.get_exporter_config_constructor(
+        exporter="onnx", model=ckpt.model, task="text-classification", library_name="transformers"
+    )
+    base = constructor(ckpt.model.config)
+    base_cls = type(base)
+    axes = {0: BATCH, 1: SEQUENCE}
+    input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if ckpt.arch.uses_token_type_ids else [])
+
+    class EmotionOnnxConfig(base_cls):
+        @property
+        def inputs(self):
+            return {name: dict(axes) for name in input_names}
+
+        @property
+        def outputs(self):
+            return {"logits": {0: BATCH}, "embedding": {0: BATCH}}
+
+    return EmotionOnnxConfig(ckpt.model.config, task="text-classification"), input_names
+
+
+def export_onnx(ckpt: Checkpoint, path: Path, opset: int = OPSET) -> list[str]:
+    """Write the fp32 graph to `path`; return its input names."""
+    from optimum.exporters.onnx.convert import export_pytorch
+
+    config, input_names = _onnx_config(ckpt)
+    restore = _with_embedding_output(ckpt)
+    try:
+        export_pytorch(ckpt.model, config, opset=opset, output=path)
+    finally:
+        restore()
+    return input_names

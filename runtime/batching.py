@@ -1,0 +1,28 @@
+"""Token-budget length bucketing: sort by length, pack under a padded-token budget, restore order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[list[int]]:
+    """Group item indices into batches whose padded size (count x longest) fits the budget.
+
+    Items are sorted by length (stable), so each batch holds similar lengths and wastes
+    little padding. An item longer than the budget still gets a batch of its own: no
+    item is ever dropped. Every index appears in exactly one batch.
+    """
+    if max_batch_tokens < 1 or max_batch_size < 1:
+        raise ValueError("max_batch_tokens and max_batch_size must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for idx in order:
+        longest = lengths[idx]  # ascending order: the newcomer is the longest
+        if current and ((len(current) + 1) * longest > max_batch_tokens or len(current) >= max_batch_size):
+            batches.append(current)
+            current = []
+        current.append(idx)
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,61 @@
+"""Numerically stable softmax and temperature scaling (fit, NLL, ECE). numpy only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature, stable for any finite logits."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the true labels."""
+    logp = log_softmax(logits, temperature)
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error of the top-1 confidence, equal-width bins on (0, 1]."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            total += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(total)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
+    """T minimising NLL, by golden-section search on log T (NLL is unimodal in log T)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    a, b = np.log(lo), np.log(hi)
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(logits, labels, np.exp(c)), nll(logits, labels, np.exp(d))
+    while b - a > 1e-6:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(logits, labels, np.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(logits, labels, np.exp(d))
+    return float(np.exp((a + b) / 2.0))

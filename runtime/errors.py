@@ -1,0 +1,21 @@
+"""Exceptions raised by the runtime. Every message names the problem."""
+
+
+class EmotionOnnxError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ModelNotFoundError(EmotionOnnxError, FileNotFoundError):
+    """The model directory or one of its files does not exist."""
+
+
+class ManifestError(EmotionOnnxError, ValueError):
+    """manifest.json is missing, malformed or inconsistent with the model directory."""
+
+
+class IntegrityError(ManifestError):
+    """A model file does not match the sha256 recorded in the manifest."""
+
+
+class InputError(EmotionOnnxError, ValueError):
+    """User input (a file, a column, a field) cannot be read as texts."""

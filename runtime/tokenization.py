@@ -1,0 +1,65 @@
+"""Fast-tokenizer front end: truncation at the manifest's max_length, per-batch dynamic padding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from .errors import ManifestError
+from .integrity import verify_file
+from .manifest import Manifest
+
+
+class TextEncoder:
+    """Wraps a `tokenizers.Tokenizer` built from the manifest's tokenizer.json."""
+
+    def __init__(self, manifest: Manifest, verify: bool = True):
+        spec = manifest.tokenizer
+        path = manifest.directory / spec.ref.file
+        if verify:
+            verify_file(path, spec.ref.sha256, spec.ref.size)
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on malformed files
+            raise ManifestError(f"{path} is not a valid tokenizer.json: {exc}") from None
+        self._tok.no_padding()
+        self.max_length = spec.max_length
+        self.pad_id = spec.pad_id
+        self.input_names = manifest.input_names
+        self._truncating = self._tok.__class__.from_str(self._tok.to_str())
+        self._truncating.no_padding()
+        self._truncating.enable_truncation(self.max_length)
+
+    def encode(self, texts: Sequence[str]) -> list[Encoding]:
+        """Encode with truncation to max_length (the reference pipeline's behaviour)."""
+        return self._truncating.encode_batch(list(texts))
+
+    def encode_windows(self, texts: Sequence[str], stride: int) -> list[list[Encoding]]:
+        """Each text as overlapping windows of at most max_length tokens, `stride` tokens shared
+        between neighbours; special tokens are added to every window."""
+        if not 0 <= stride < self.max_length // 2:
+            raise ValueError(f"stride must be in [0, {self.max_length // 2}), got {stride}")
+        tok = self._tok.__class__.from_str(self._tok.to_str())
+        tok.no_padding()
+        tok.enable_truncation(self.max_length, stride=stride)
+        result = []
+        for enc in tok.encode_batch(list(texts)):
+            result.append([enc, *enc.overflowing])
+        return result
+
+    def pad(self, encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
+        """Pad a batch to its own longest item and build the model's input arrays."""
+        width = max(len(e.ids) for e in encodings)
+        n = len(encodings)
+        ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        types = np.zeros((n, width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            k = len(enc.ids)
+            ids[row, :k] = enc.ids
+            mask[row, :k] = 1
+            types[row, :k] = enc.type_ids
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: arrays[name] for name in self.input_names}

@@ -1,0 +1,99 @@
+"""Session-wide fixtures: real checkpoints built locally once, exported through the real CLI code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _require(path: Path, what: str) -> Path:
+    if path.exists():
+        return path
+    message = f"{what} not found at {path} (set EMOTION_DATA_DIR or place ../shared beside the repo)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def emotion_dir() -> Path:
+    env = os.environ.get("EMOTION_DATA_DIR")
+    return _require(Path(env) if env else SHARED / "emotion", "the emotion dataset")
+
+
+@pytest.fixture(scope="session")
+def vocab_file() -> Path:
+    return _require(SHARED / "bert-base-uncased-vocab.txt", "the uncased BERT vocab")
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            rows.append(json.loads(line))
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def test_texts(emotion_dir) -> list[str]:
+    return [r["text"] for r in read_jsonl(emotion_dir / "test.jsonl")]
+
+
+@pytest.fixture(scope="session")
+def validation_file(emotion_dir) -> Path:
+    return emotion_dir / "validation.jsonl"
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory, vocab_file, emotion_dir):
+    """Builds each synthetic checkpoint on first use, once per session."""
+    from emotion_onnx.export.synthetic import build_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    built: dict[str, Path] = {}
+
+    def get(shape: str) -> Path:
+        if shape not in built:
+            corpus = [r["text"] for r in read_jsonl(emotion_dir / "train.jsonl", 4000)]
+            # head_scale spreads the random logits so top-1 agreement is a meaningful check
+            built[shape] = build_checkpoint(shape, root / shape, vocab_file=vocab_file, corpus=corpus, head_scale=50.0)
+        return built[shape]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, checkpoints, validation_file):
+    """Exports each checkpoint on first use (gate on the first 300 validation texts)."""
+    from emotion_onnx.export import ExportConfig, run_export
+
+    root = tmp_path_factory.mktemp("models")
+    done: dict[str, Path] = {}
+
+    def get(shape: str, limit: int | None = 300) -> Path:
+        key = f"{shape}-{limit}"
+        if key not in done:
+            result = run_export(
+                ExportConfig(
+                    model=str(checkpoints(shape)), out=root / key, validation_file=validation_file, limit=limit
+                )
+            )
+            assert not result.failures, [g.reason for g in result.failures]
+            done[key] = result.out
+        return done[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_model(exported) -> Path:
+    return exported("distilbert-tiny")

@@ -1,0 +1,49 @@
+"""Small shared helpers for the tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, input: str | bytes | None = None, env: dict | None = None, timeout: int = 600):
+    """Run `python -m emotion_onnx ARGS` in a fresh interpreter."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "emotion_onnx", *args],
+        input=input.encode() if isinstance(input, str) else input,
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def assert_clean_error(proc, *fragments: str) -> None:
+    """Exit code 2 and exactly one line on stderr naming the problem, no traceback."""
+    err = proc.stderr.decode()
+    lines = [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln and "warn(" not in ln]
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def graph_axes(path: Path) -> dict[str, list]:
+    model = onnx.load(str(path), load_external_data=False)
+    axes = {}
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        axes[value.name] = [d.dim_param or d.dim_value for d in dims]
+    return axes
+
+
+def opset(path: Path) -> int:
+    model = onnx.load(str(path), load_external_data=False)
+    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
