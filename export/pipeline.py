@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from emotion_onnx.calibration import ece, fit_temperature, nll, softmax
 
 from .checkpoint import Checkpoint, load_checkpoint

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from emotion_onnx import EmotionClassifier
 from emotion_onnx.integrity import file_sha256
 from helpers import graph_axes, opset

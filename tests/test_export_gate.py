@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from emotion_onnx.export import ExportConfig, pipeline, run_export
 from onnx import numpy_helper
+
+from emotion_onnx.export import ExportConfig, pipeline, run_export
 
 
 def _perturb_largest_matmul_weight(path):

@@ -1,0 +1,151 @@
+"""`emotion-onnx classify`: inputs, outputs, streaming and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import assert_clean_error, run_cli
+
+LABELS = {"sadness", "joy", "love", "anger", "fear", "surprise"}
+
+
+def records(proc) -> list[dict]:
+    assert proc.returncode == 0, proc.stderr.decode()
+    return [json.loads(line) for line in proc.stdout.decode().splitlines()]
+
+
+def test_texts_as_arguments(tiny_model):
+    out = records(run_cli("classify", "--model", str(tiny_model), "i am happy", "i am sad", "--top-k", "2"))
+    assert [r["index"] for r in out] == [0, 1]
+    for r in out:
+        assert r["label"] in LABELS and 0 < r["score"] <= 1
+        assert len(r["top_k"]) == 2 and r["top_k"][0]["label"] == r["label"]
+
+
+def test_stdin_lines_keep_empty_lines(tiny_model):
+    out = records(run_cli("classify", "--model", str(tiny_model), input="first\n\nthird\n"))
+    assert [r["index"] for r in out] == [0, 1, 2]
+    assert all(r["label"] in LABELS for r in out)
+
+
+def test_txt_file_with_probabilities_and_embedding(tiny_model, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("i feel great\r\nso scared\n")
+    out = records(run_cli("classify", "--model", str(tiny_model), "-i", str(src), "--probabilities", "--embed"))
+    assert len(out) == 2
+    for r in out:
+        assert set(r["probabilities"]) == LABELS
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-5
+        assert len(r["embedding"]) == 32
+
+
+def test_jsonl_field_and_null(tiny_model, tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = [{"body": "hello"}, {"body": None}, {"body": ""}]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = records(run_cli("classify", "--model", str(tiny_model), "-i", str(src), "--field", "body"))
+    assert [r["index"] for r in out] == [0, 1, 2]
+    assert out[1] == {"index": 1, "label": None, "score": None}  # null text: null result, not dropped
+    assert out[2]["label"] in LABELS  # the empty string is classified
+
+
+def test_csv_column_to_csv_output(tiny_model, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,review\n1,"i love it, truly"\n2,"awful, just awful"\n')
+    dst = tmp_path / "out.csv"
+    proc = run_cli(
+        "classify", "--model", str(tiny_model), "-i", str(src), "--column", "review", "-o", str(dst), "--probabilities"
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(dst.read_text())))
+    assert [r["index"] for r in rows] == ["0", "1"]
+    assert {"label", "score", "p_joy", "p_fear"} <= set(rows[0])
+
+
+def test_matches_library(tiny_model, test_texts, tmp_path):
+    from emotion_onnx import EmotionClassifier
+
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(test_texts[:200]) + "\n")
+    out = records(run_cli("classify", "--model", str(tiny_model), "--variant", "fp32-fused", "-i", str(src)))
+    expected = EmotionClassifier(tiny_model, variant="fp32-fused")(test_texts[:200])
+    assert [r["label"] for r in out] == [e["label"] for e in expected]
+    assert [round(r["score"], 5) for r in out] == [round(e["score"], 5) for e in expected]
+
+
+def test_invalid_utf8_names_the_line(tiny_model, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"fine\nalso fine\nbad \xff byte\n")
+    proc = run_cli("classify", "--model", str(tiny_model), "-i", str(src))
+    assert_clean_error(proc, f"{src}:3", "invalid UTF-8", "--errors replace")
+    out = records(run_cli("classify", "--model", str(tiny_model), "-i", str(src), "--errors", "replace"))
+    assert len(out) == 3
+
+
+def test_missing_csv_column(tiny_model, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,body\n1,hello\n")
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "-i", str(src)), "no column 'text'", "body")
+
+
+def test_missing_jsonl_field(tiny_model, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "ok"}\n{"body": "x"}\n')
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "-i", str(src)), ":2", "no field 'text'")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["-i", "/no/such/file.txt"], ["does not exist"]),
+        (["--model", "/no/such/model", "x"], ["/no/such/model", "does not exist"]),
+        (["--top-k", "0", "x"], ["--top-k"]),
+        (["--variant", "fp16", "x"], ["variant 'fp16'"]),
+    ],
+)
+def test_bad_arguments(tiny_model, args, fragments):
+    base = [] if "--model" in args else ["--model", str(tiny_model)]
+    assert_clean_error(run_cli("classify", *base, *args), *fragments)
+
+
+def test_non_string_jsonl_value(tiny_model, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": 42}\n')
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "-i", str(src)), ":1", "int")
+
+
+@pytest.mark.slow
+def test_200k_lines_stream_in_bounded_memory(tiny_model, tmp_path):
+    def peak_rss_kb(n_lines: int) -> int:
+        src = tmp_path / f"in_{n_lines}.txt"
+        with open(src, "w") as fh:
+            for i in range(n_lines):
+                fh.write(f"line {i}: i feel {'great' if i % 2 else 'awful'} about number {i % 97}\n")
+        dst = tmp_path / f"out_{n_lines}.jsonl"
+        code = (
+            "import resource, sys\n"
+            "from emotion_onnx.cli import main\n"
+            f"rc = main(['classify', '--model', {str(tiny_model)!r}, '-i', {str(src)!r}, '-o', {str(dst)!r}])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "sys.exit(rc)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        with open(dst) as fh:
+            count = 0
+            for count, line in enumerate(fh, 1):
+                if count in (1, n_lines):
+                    assert json.loads(line)["index"] == count - 1
+        assert count == n_lines
+        return int(proc.stdout.strip())
+
+    small = peak_rss_kb(10_000)
+    large = peak_rss_kb(200_000)
+    # 20x the input, same memory (within 25 MB of allocator noise)
+    assert large - small < 25_000, (small, large)
