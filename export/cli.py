@@ -30,6 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", choices=TARGETS, default="avx512_vnni", help="CPU family for int8")
     p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--per-tensor-int8",
+        action="store_true",
+        help="also write onnxruntime's per-tensor dynamic int8 (variant int8-per-tensor); its scores depend "
+        "on the batch, so it is opt-in",
+    )
+    p.add_argument("--smooth-alpha", type=float, help="SmoothQuant migration strength for the int8 variant (0-1)")
     p.add_argument("--gelu-approximation", action="store_true", help="fuse Gelu as FastGelu (off by default)")
     p.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |Δlogit| for fp32 variants")
     p.add_argument("--min-agreement", type=float, default=0.99, help="int8 top-1 agreement threshold")
@@ -37,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _quiet_third_party() -> None:
+def quiet_third_party() -> None:
     """Tracer and quantiser chatter is not for users; our own gate reports what matters."""
     import logging
     import warnings
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from .quantization import QuantizationSettings
 
     if not args.verbose:
-        _quiet_third_party()
+        quiet_third_party()
     if args.opset < 17:
         raise ExportInputError(f"--opset must be at least 17, got {args.opset}")
     if args.limit is not None and args.limit < 1:
@@ -76,16 +83,22 @@ def run(args: argparse.Namespace) -> int:
             target=args.target, per_channel=args.per_channel, reduce_range=args.reduce_range
         ),
         gelu_approximation=args.gelu_approximation,
+        per_tensor_int8=args.per_tensor_int8,
+        smooth_alpha=args.smooth_alpha,
         thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement),
     )
-    result = run_export(config)
+    return report(run_export(config), args.out)
+
+
+def report(result, out: Path) -> int:
+    """Print the gate figures (stderr) and a JSON summary (stdout); 1 if any variant failed."""
     for g in result.gate:
         status = "PASS" if g.passed else "FAIL"
         figs = {k: g.figures[k] for k in g.figures if isinstance(g.figures[k], (int, float))}
         line = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in figs.items())
         print(f"gate {g.variant:<10} {status}: {line}{' — ' + g.reason if g.reason else ''}", file=sys.stderr)
     if result.out is None:
-        print(f"error: every variant failed the gate; nothing was written to {args.out}", file=sys.stderr)
+        print(f"error: every variant failed the gate; nothing was written to {out}", file=sys.stderr)
         return 1
     summary = {
         "out": str(result.out),

@@ -58,3 +58,23 @@ def compare(
         passed = agreement >= limit
         reason = "" if passed else f"top-1 agreement {agreement:.4%} < {limit:.2%}"
     return GateResult(variant, passed, figures, reason)
+
+
+def batch_invariance(clf, texts: list[str]) -> float:
+    """max |Δlogit| between each text alone and the same texts in one padded batch.
+
+    The batch holds every text plus one long text, so every row is padded.
+    """
+    from emotion_onnx.classifier import EmotionClassifier
+
+    assert isinstance(clf, EmotionClassifier)
+    long_text = " ".join(texts)
+    saved = clf.max_batch_tokens, clf.max_batch_size
+    clf.max_batch_tokens, clf.max_batch_size = 10**9, 10**6
+    try:
+        together = clf.forward([*texts, long_text])[0][: len(texts)]
+        clf.max_batch_size = 1
+        alone = np.vstack([clf.forward([t])[0] for t in texts])
+    finally:
+        clf.max_batch_tokens, clf.max_batch_size = saved
+    return float(np.abs(together.astype(np.float64) - alone).max())

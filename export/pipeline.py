@@ -18,18 +18,26 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .datasets import default_validation_file
 from .errors import ExportInputError
 from .fusion import fuse, op_counts, ort_optimize
-from .gate import GateResult, GateThresholds, compare
+from .gate import GateResult, GateThresholds, batch_invariance, compare
 from .manifest_writer import build_manifest, file_ref, write_manifest
 from .onnx_graph import OPSET, export_onnx, head_linear
+from .per_token_int8 import PerTokenSettings, activation_ranges, quantize_per_token
 from .quantization import QuantizationSettings, quantize
 from .reference import reference_logits
 from .textdata import LabelledTexts, label_ids, read_labelled
 from .tokenizer_files import write_tokenizer
 
-RAW, FUSED, INT8 = "fp32", "fp32-fused", "int8"
-FILES = {RAW: "model.onnx", FUSED: "model_fused.onnx", INT8: "model_int8.onnx"}
-PRECISION = {RAW: "fp32", FUSED: "fp32", INT8: "int8"}
-PARENT = {FUSED: RAW, INT8: FUSED}  # a variant built from a graph that failed fails too
+RAW, FUSED, INT8, INT8_PER_TENSOR = "fp32", "fp32-fused", "int8", "int8-per-tensor"
+FILES = {
+    RAW: "model.onnx",
+    FUSED: "model_fused.onnx",
+    INT8: "model_int8.onnx",
+    INT8_PER_TENSOR: "model_int8_per_tensor.onnx",
+}
+PRECISION = {RAW: "fp32", FUSED: "fp32", INT8: "int8", INT8_PER_TENSOR: "int8"}
+PARENT = {FUSED: RAW, INT8: FUSED, INT8_PER_TENSOR: FUSED}  # built from a graph that failed: fails too
+BATCH_INVARIANCE_TEXTS = 64
+BATCH_INVARIANCE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -45,6 +53,8 @@ class ExportConfig:
     limit: int | None = None  # use only the first N gate/calibration texts
     opset: int = OPSET
     quantization: QuantizationSettings = field(default_factory=QuantizationSettings)
+    per_tensor_int8: bool = False  # opt-in: also write onnxruntime's per-tensor dynamic int8 (batch-dependent)
+    smooth_alpha: float | None = None  # SmoothQuant strength for the per-token int8 variant
     gelu_approximation: bool = False
     thresholds: GateThresholds = field(default_factory=GateThresholds)
 
@@ -171,9 +181,18 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     fuse(tmp / FILES[RAW], fused_raw, heads, hidden, config.gelu_approximation)
     ort_optimize(fused_raw, tmp / FILES[FUSED])
     steps.start("quantise int8")
+    names = [RAW, FUSED, INT8] + ([INT8_PER_TENSOR] if config.per_tensor_int8 else [])
+    per_token = PerTokenSettings(
+        reduce_range=config.quantization.resolved_reduce_range(), smooth_alpha=config.smooth_alpha
+    )
+    if config.smooth_alpha is not None:
+        per_token.activation_ranges = activation_ranges(fused_raw, tmp / "tokenizer.json", calibration.texts)
     int8_raw = tmp / "int8.tmp.onnx"
-    quantize(fused_raw, int8_raw, config.quantization)
+    quantize_per_token(fused_raw, int8_raw, per_token)
     ort_optimize(int8_raw, tmp / FILES[INT8])
+    if config.per_tensor_int8:
+        quantize(fused_raw, int8_raw, config.quantization)
+        ort_optimize(int8_raw, tmp / FILES[INT8_PER_TENSOR])
     fused_raw.unlink()
     int8_raw.unlink()
 
@@ -183,7 +202,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     ref_cal = ref_val if calibration is validation else reference_logits(ckpt, calibration.texts, max_length)
 
     variants: dict[str, dict[str, Any]] = {}
-    for name in (RAW, FUSED, INT8):
+    for name in names:
         variants[name] = {
             **file_ref(tmp, FILES[name]),
             "precision": PRECISION[name],
@@ -191,9 +210,11 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
             "fused": name != RAW,
             "temperature": 1.0,
             "calibrated": False,
-            "batch_invariant": name != INT8,
+            "batch_invariant": False,  # measured below
         }
         if name == INT8:
+            variants[name]["quantization"] = {**per_token.to_manifest(), "target": config.quantization.target}
+        elif name == INT8_PER_TENSOR:
             variants[name]["quantization"] = config.quantization.to_manifest()
         variants[name]["graph"] = {"op_counts": op_counts(tmp / FILES[name]), "opset": config.opset}
     source = dict(ckpt.source)
@@ -217,8 +238,15 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
 
     steps.start("validation gate")
     gate: list[GateResult] = []
-    for name in (RAW, FUSED, INT8):
+    for name in names:
         clf = EmotionClassifier(tmp, variant=name)
+        drift = batch_invariance(clf, validation.texts[:BATCH_INVARIANCE_TEXTS])
+        variants[name]["batch_invariant"] = drift <= BATCH_INVARIANCE_TOLERANCE
+        variants[name]["batch_invariance"] = {
+            "max_abs_logit_diff_alone_vs_padded_batch": drift,
+            "n_texts": min(BATCH_INVARIANCE_TEXTS, len(validation.texts)),
+            "tolerance": BATCH_INVARIANCE_TOLERANCE,
+        }
         logits = clf.forward(validation.texts)[0]
         result = compare(name, PRECISION[name], logits, ref_val, val_labels, config.thresholds)
         parent = PARENT.get(name)
@@ -237,7 +265,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
 
     steps.start("write model directory")
     passed = {g.variant for g in gate if g.passed}
-    for name in (RAW, FUSED, INT8):
+    for name in names:
         if name not in passed:
             (tmp / FILES[name]).unlink()
             del variants[name]

@@ -15,6 +15,7 @@ class LabelledTexts:
     texts: list[str]
     labels: list[int | str] | None  # raw values: ids or names; None when the file has no labels
     source: str
+    names: list[str] | None = None  # a `label_name` column beside integer labels, when present
 
 
 def read_labelled(path: str | Path, text_field: str = "text", label_field: str = "label") -> LabelledTexts:
@@ -56,7 +57,10 @@ def read_labelled(path: str | Path, text_field: str = "text", label_field: str =
             if not isinstance(value, (int, str)) or isinstance(value, bool):
                 raise ExportInputError(f"{path}: row {i + 1} has no label in {label_field!r}")
             labels.append(value)
-    return LabelledTexts(texts, labels, str(path))
+    names = None
+    if labels is not None and "label_name" in rows[0] and label_field != "label_name":
+        names = [str(row.get("label_name")) for row in rows]
+    return LabelledTexts(texts, labels, str(path), names)
 
 
 def label_ids(raw: list[int | str], names: list[str], source: str) -> list[int]:

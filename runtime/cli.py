@@ -97,16 +97,19 @@ def _run_classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_export(args: argparse.Namespace) -> int:
-    missing = [m for m in ("torch", "transformers", "optimum.exporters", "onnx") if not _has_module(m)]
-    if missing:
-        raise InputError(
-            f"`emotion-onnx export` needs the export extra (missing: {', '.join(missing)}); "
-            "install it with: pip install 'emotion-onnx[export]'"
-        )
-    from .export.cli import run
+def _needs_export_extra(command: str, run):
+    """Wrap a build-time command so that a runtime-only install explains what is missing."""
 
-    return run(args)
+    def guarded(args: argparse.Namespace) -> int:
+        missing = [m for m in ("torch", "transformers", "optimum.exporters", "onnx") if not _has_module(m)]
+        if missing:
+            raise InputError(
+                f"`emotion-onnx {command}` needs the export extra (missing: {', '.join(missing)}); "
+                "install it with: pip install 'emotion-onnx[export]'"
+            )
+        return run(args)
+
+    return guarded
 
 
 def _has_module(name: str) -> bool:
@@ -118,14 +121,16 @@ def _has_module(name: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .export.cli import add_parser as add_export
+    from .export import cli as export_cli
+    from .export import finetune_cli
 
     parser = argparse.ArgumentParser(prog="emotion-onnx", description="Fast, torch-free emotion classification.")
     parser.add_argument("--version", action="version", version=f"emotion-onnx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_classify(sub)
-    add_export(sub)
-    sub.choices["export"].set_defaults(func=_run_export)
+    for command, module in (("export", export_cli), ("finetune", finetune_cli)):
+        module.add_parser(sub)
+        sub.choices[command].set_defaults(func=_needs_export_extra(command, module.run))
     return parser
 
 

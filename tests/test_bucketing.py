@@ -33,12 +33,12 @@ def test_plan_covers_every_item_once_within_budget(lengths, budget, max_size):
 @pytest.fixture(scope="module")
 def bucketed(tiny_model):
     # a small budget so that batches really are packed and split
-    return EmotionClassifier(tiny_model, variant="fp32-fused", max_batch_tokens=256, max_batch_size=16)
+    return EmotionClassifier(tiny_model, max_batch_tokens=256, max_batch_size=16)  # the default: int8
 
 
 @pytest.fixture(scope="module")
 def single(tiny_model):
-    return EmotionClassifier(tiny_model, variant="fp32-fused", max_batch_size=1)
+    return EmotionClassifier(tiny_model, max_batch_size=1)
 
 
 text_strategy = st.lists(st.sampled_from(WORDS), min_size=0, max_size=120).map(" ".join)

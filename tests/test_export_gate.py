@@ -53,7 +53,7 @@ def test_interrupted_export_leaves_no_directory(tmp_path, checkpoints, validatio
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "quantize", interrupted)
+    monkeypatch.setattr(pipeline, "quantize_per_token", interrupted)
     out = tmp_path / "model"
     with pytest.raises(KeyboardInterrupt):
         run_export(

@@ -81,9 +81,8 @@ def test_embed_comes_from_the_same_pass(clf):
     np.testing.assert_allclose(clf.logits(texts), logits, atol=1e-6)
 
 
-def test_stream_takes_a_generator_and_keeps_order(tiny_model, test_texts):
-    # a batch-invariant variant, so chunking cannot change the scores
-    clf = EmotionClassifier(tiny_model, variant="fp32-fused")
+def test_stream_takes_a_generator_and_keeps_order(clf, test_texts):
+    # the default int8 variant is batch-invariant, so chunking cannot change the scores
     texts = test_texts[:300]
     expected = clf(texts)
     gen = (t for t in texts)

@@ -1,0 +1,281 @@
+"""Fine-tuning a sequence classifier on any label taxonomy (seeded, warm-up + linear decay,
+early stopping on validation macro-F1), with metrics, plots and an optional chained export."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bert_to_distilbert import MINILM_BASE, bert_to_distilbert, minilm_dir, wordpiece_tokenizer_for
+from .errors import ExportInputError
+from .metrics import summary
+from .textdata import LabelledTexts, read_labelled
+
+
+@dataclass
+class FinetuneConfig:
+    train: Path
+    validation: Path
+    out: Path
+    test: Path | None = None
+    base: str = MINILM_BASE
+    labels_file: Path | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    epochs: int = 3
+    lr: float = 8e-5
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 2
+    max_length: int = 128
+    seed: int = 42
+    threads: int | None = None
+    force: bool = False
+
+
+def resolve_labels(train: LabelledTexts, labels_file: Path | None) -> tuple[list[str], dict]:
+    """Label names in id order, and a map from raw label values to ids."""
+    if train.labels is None:
+        raise ExportInputError(f"{train.source} has no label column")
+    raw = train.labels
+    if labels_file is not None:
+        names = [ln.strip() for ln in Path(labels_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if len(set(names)) != len(names):
+            raise ExportInputError(f"{labels_file} lists a label twice")
+        mapping = {name: i for i, name in enumerate(names)}
+        mapping.update({i: i for i in range(len(names))})
+    elif all(isinstance(v, int) for v in raw):
+        ids = sorted(set(raw))
+        by_id = {}
+        for value, name in zip(raw, train.names or [str(v) for v in raw]):
+            if by_id.setdefault(value, name) != name:
+                raise ExportInputError(f"{train.source}: label id {value} has two names ({by_id[value]!r}, {name!r})")
+        names = [by_id[i] for i in ids]
+        mapping = {v: i for i, v in enumerate(ids)}
+        mapping.update({name: i for i, name in enumerate(names)})
+    else:
+        names = sorted({str(v) for v in raw})
+        mapping = {name: i for i, name in enumerate(names)}
+    if len(names) < 2:
+        raise ExportInputError(f"{train.source} has {len(names)} class(es); classification needs at least 2")
+    return names, mapping
+
+
+def encode_labels(data: LabelledTexts, mapping: dict, names: list[str]) -> np.ndarray:
+    if data.labels is None:
+        raise ExportInputError(f"{data.source} has no label column")
+    out = []
+    for row, value in enumerate(data.labels, 1):
+        if value not in mapping:
+            raise ExportInputError(
+                f"{data.source}: row {row} has label {value!r}, which is not in the training labels "
+                f"({', '.join(names)})"
+            )
+        out.append(mapping[value])
+    return np.asarray(out, dtype=np.int64)
+
+
+def _load_base(base: str, names: list[str], seed: int):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if base == MINILM_BASE:
+        source = minilm_dir()
+        return bert_to_distilbert(source, names, seed), wordpiece_tokenizer_for(source)
+    torch.manual_seed(seed)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(base, use_fast=True)
+    except OSError as exc:
+        raise ExportInputError(f"cannot load base model {base!r}: {str(exc).splitlines()[0]}") from None
+    return model, tokenizer
+
+
+class _Batches:
+    def __init__(self, tokenizer, texts: list[str], max_length: int):
+        enc = tokenizer(texts, truncation=True, max_length=max_length)
+        self.ids = enc["input_ids"]
+        self.types = enc.get("token_type_ids")
+        self.pad = tokenizer.pad_token_id
+
+    def collate(self, index):
+        import torch
+
+        width = max(len(self.ids[i]) for i in index)
+        ids = torch.full((len(index), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(index), width), dtype=torch.long)
+        for row, i in enumerate(index):
+            ids[row, : len(self.ids[i])] = torch.tensor(self.ids[i])
+            mask[row, : len(self.ids[i])] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self.types is not None:
+            types = torch.zeros_like(ids)
+            for row, i in enumerate(index):
+                types[row, : len(self.types[i])] = torch.tensor(self.types[i])
+            feeds["token_type_ids"] = types
+        return feeds
+
+
+def _predict(model, batches: _Batches, n: int, batch_size: int = 128) -> np.ndarray:
+    import torch
+
+    model.eval()
+    order = sorted(range(n), key=lambda i: len(batches.ids[i]))
+    out = None
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            logits = model(**batches.collate(index)).logits.float().numpy()
+            if out is None:
+                out = np.empty((n, logits.shape[1]), dtype=np.float32)
+            out[index] = logits
+    return out
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return f
+
+
+def run_finetune(config: FinetuneConfig) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from emotion_onnx.cpu import available_cpus
+
+    from . import plots
+
+    out = Path(config.out)
+    if out.exists() and any(out.iterdir()) and not config.force:
+        raise ExportInputError(f"output directory {out} is not empty; pass --force to replace it")
+    train = read_labelled(config.train, config.text_field, config.label_field)
+    val = read_labelled(config.validation, config.text_field, config.label_field)
+    test = read_labelled(config.test, config.text_field, config.label_field) if config.test else None
+    names, mapping = resolve_labels(train, config.labels_file)
+    y_train = encode_labels(train, mapping, names)
+    y_val = encode_labels(val, mapping, names)
+    y_test = encode_labels(test, mapping, names) if test else None
+
+    torch.set_num_threads(config.threads or available_cpus())
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model, tokenizer = _load_base(config.base, names, config.seed)
+    train_b = _Batches(tokenizer, train.texts, config.max_length)
+    val_b = _Batches(tokenizer, val.texts, config.max_length)
+
+    steps_per_epoch = math.ceil(len(train.texts) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_ratio * total)))
+
+    epochs, step_losses = [], []
+    best, best_state, stale = -1.0, None, 0
+    t_start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        perm = rng.permutation(len(train.texts))
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not sys.stderr.isatty())
+        for step in bar:
+            index = perm[step * config.batch_size : (step + 1) * config.batch_size].tolist()
+            feeds = train_b.collate(index)
+            loss = model(**feeds, labels=torch.as_tensor(y_train[index])).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        step_losses += losses
+        logits = _predict(model, val_b, len(val.texts))
+        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y_val)))
+        s = summary(y_val, logits.argmax(1), names)
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val_loss,
+            "val_accuracy": s["accuracy"],
+            "val_macro_f1": s["macro_f1"],
+            "val_per_class_f1": s["per_class_f1"],
+            "lr_end": scheduler.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        epochs.append(record)
+        print(
+            f"epoch {epoch}: train_loss={record['train_loss']:.4f} val_loss={val_loss:.4f} "
+            f"val_acc={s['accuracy']:.4f} val_macro_f1={s['macro_f1']:.4f}",
+            file=sys.stderr,
+        )
+        if s["macro_f1"] > best:
+            best, best_state, stale = s["macro_f1"], copy.deepcopy(model.state_dict()), 0
+            best_epoch = epoch
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+
+    model.load_state_dict(best_state)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "checkpoint").mkdir(parents=True)
+    model.save_pretrained(tmp / "checkpoint")
+    tokenizer.save_pretrained(tmp / "checkpoint")
+    val_logits = _predict(model, val_b, len(val.texts))
+    val_summary = summary(y_val, val_logits.argmax(1), names)
+    metrics = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "labels": names,
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "train_seconds": round(time.perf_counter() - t_start, 1),
+        "validation": val_summary,
+    }
+    plots.training_curves(step_losses, epochs, tmp / "training_curves.png")
+    plots.confusion_matrix(
+        np.array(val_summary["confusion_matrix"]),
+        names,
+        tmp / "confusion_matrix.png",
+        f"validation (best epoch {best_epoch})",
+    )
+    if test is not None:
+        test_logits = _predict(model, _Batches(tokenizer, test.texts, config.max_length), len(test.texts))
+        metrics["test"] = summary(y_test, test_logits.argmax(1), names)
+        np.save(tmp / "test_logits.npy", test_logits.astype(np.float32))
+        np.save(tmp / "test_labels.npy", y_test.astype(np.int8))
+        plots.confusion_matrix(
+            np.array(metrics["test"]["confusion_matrix"]), names, tmp / "confusion_matrix_test.png", "test split"
+        )
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return metrics
