@@ -147,6 +147,19 @@ def _predict(model, batches: _Batches, n: int, batch_size: int = 128) -> np.ndar
     return out
 
 
+def length_grouped_order(rng: np.random.Generator, lengths: list[int], batch_size: int, mega: int = 50) -> np.ndarray:
+    """A random order in which each batch holds texts of similar length (less padding, same
+    randomness): shuffle, cut into mega-batches of `mega` batches, sort each by length."""
+    perm = rng.permutation(len(lengths))
+    chunks = []
+    for start in range(0, len(perm), batch_size * mega):
+        chunk = perm[start : start + batch_size * mega]
+        chunks.append(chunk[np.argsort([-lengths[i] for i in chunk], kind="stable")])
+    order = np.concatenate(chunks)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+
+
 def _lr_lambda(total: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -181,6 +194,7 @@ def run_finetune(config: FinetuneConfig) -> dict:
     model, tokenizer = _load_base(config.base, names, config.seed)
     train_b = _Batches(tokenizer, train.texts, config.max_length)
     val_b = _Batches(tokenizer, val.texts, config.max_length)
+    lengths = [len(ids) for ids in train_b.ids]
 
     steps_per_epoch = math.ceil(len(train.texts) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -201,7 +215,7 @@ def run_finetune(config: FinetuneConfig) -> dict:
     for epoch in range(1, config.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        perm = rng.permutation(len(train.texts))
+        perm = length_grouped_order(rng, lengths, config.batch_size)
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not sys.stderr.isatty())
         for step in bar:

@@ -1,0 +1,118 @@
+"""Shared helpers for the benchmark scripts (never imported by the package or the tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def emotion_dir() -> Path:
+    env = os.environ.get("EMOTION_DATA_DIR")
+    path = Path(env) if env else REPO.parent / "shared" / "data" / "emotion"
+    if not (path / "test.jsonl").is_file():
+        raise SystemExit(f"emotion dataset not found at {path}; set EMOTION_DATA_DIR")
+    return path
+
+
+def vocab_file() -> Path:
+    return REPO.parent / "shared" / "data" / "bert-base-uncased-vocab.txt"
+
+
+def read_split(split: str, limit: int | None = None) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    with open(emotion_dir() / f"{split}.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(row["label"])
+            if limit and len(texts) >= limit:
+                break
+    return texts, labels
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "cpus_usable": len(os.sched_getaffinity(0))}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def interleaved(systems: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    """Time each system `repeats` times, round-robin, so machine drift hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    for _ in range(repeats):
+        for name, fn in systems.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def percentile(xs: list[float], q: float) -> float:
+    ordered = sorted(xs)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def add_variant(model_dir: Path, name: str, onnx_file: Path, *, optimized: bool = True, **extra) -> None:
+    """Register an extra ONNX file as a variant of an exported model directory (benchmarks only)."""
+    from emotion_onnx.integrity import file_sha256
+
+    target = model_dir / f"bench_{name}.onnx"
+    shutil.copyfile(onnx_file, target)
+    manifest_path = model_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    base = dict(manifest["variants"][manifest["default_variant"]])
+    base.update(
+        file=target.name,
+        sha256=file_sha256(target),
+        size=target.stat().st_size,
+        optimized=optimized,
+        temperature=1.0,
+        calibrated=False,
+        batch_invariant=False,
+        **extra,
+    )
+    manifest["variants"][name] = base
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def write_results(stem: str, data: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"machine": machine(), "git": git_revision(), "date": time.strftime("%Y-%m-%d %H:%M"), **data}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown)

@@ -1,0 +1,192 @@
+"""Compare INT8 schemes side by side: agreement, accuracy, batch invariance, speed and size.
+
+    python benchmarks/int8_schemes.py --model MODEL_DIR [--checkpoint CKPT] [--quick]
+
+MODEL_DIR is a directory written by `emotion-onnx export` (its fp32 export is the source
+of every scheme). With --checkpoint the reference is the PyTorch model's logits; without,
+it is the fp32 ONNX export. Texts: the emotion test split. Results go to
+benchmarks/results/int8_schemes[_NAME].{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, add_variant, interleaved, median, read_split, write_results  # noqa: E402
+
+
+def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> dict[str, dict]:
+    """Write one ONNX file per scheme; returns name -> {file, description, batch_invariant_by_design}."""
+    import onnx
+
+    from emotion_onnx.export.fusion import fuse, ort_optimize
+    from emotion_onnx.export.per_token_int8 import PerTokenSettings, activation_ranges, quantize_per_token
+    from emotion_onnx.export.quantization import QuantizationSettings, quantize
+
+    heads = next(
+        onnx.helper.get_attribute_value(a)
+        for n in onnx.load(str(model_dir / "model_fused.onnx")).graph.node
+        if n.op_type == "Attention"
+        for a in n.attribute
+        if a.name == "num_heads"
+    )
+    fused = work / "fused.onnx"
+    fuse(model_dir / "model.onnx", fused, heads, 0)
+    schemes: dict[str, dict] = {}
+
+    def finish(name: str, raw: Path, description: str):
+        out = work / f"{name}.onnx"
+        ort_optimize(raw, out)
+        schemes[name] = {"file": out, "description": description}
+
+    schemes["fp32-fused"] = {"file": model_dir / "model_fused.onnx", "description": "fp32, fused (reference speed)"}
+    for per_channel in (True, False):
+        raw = work / f"dyn_{per_channel}.onnx"
+        quantize(fused, raw, QuantizationSettings(per_channel=per_channel))
+        label = "per-channel" if per_channel else "per-tensor"
+        finish(f"dynamic-{label}", raw, f"onnxruntime quantize_dynamic, {label} weights, per-tensor activations")
+    raw = work / "pt.onnx"
+    quantize_per_token(fused, raw, PerTokenSettings())
+    finish("per-token", raw, "ours: per-token activations, per-channel weights, int8 embeddings, fused MHA")
+    ranges = activation_ranges(fused, model_dir / "tokenizer.json", calibration_texts)
+    for alpha in (0.5,):
+        quantize_per_token(fused, raw, PerTokenSettings(smooth_alpha=alpha, activation_ranges=ranges))
+        finish(f"per-token+smooth{alpha}", raw, f"per-token with SmoothQuant alpha={alpha} (validation split)")
+    quantize_per_token(fused, raw, PerTokenSettings(quantize_attention=False))
+    finish("per-token, fp32 attention", raw, "per-token, but the fused Attention (QKV projection) kept in fp32")
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        q = MatMulNBitsQuantizer(onnx.load(str(fused)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
+        q.process()
+        q.model.save_model_to_file(str(raw))
+        finish("matmulnbits-8bit", raw, "MatMulNBits 8-bit, block 32, accuracy_level 4 (int8 compute)")
+    except ImportError as exc:  # onnx-ir is in the bench extra
+        print(f"skipping MatMulNBits: {exc}", file=sys.stderr)
+    return schemes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="exported model directory")
+    p.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint: reference logits (real weights)")
+    p.add_argument("--name", default="", help="suffix for the results files")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="200 texts, 1 repeat (CI smoke run)")
+    args = p.parse_args(argv)
+
+    from emotion_onnx import EmotionClassifier
+
+    n = 200 if args.quick else None
+    texts, labels = read_split("test", n)
+    labels = np.array(labels)
+    cal_texts, _ = read_split("validation", 200 if args.quick else 1000)
+    work = Path(tempfile.mkdtemp(prefix="int8-schemes-"))
+    model_dir = work / "model"
+    shutil.copytree(args.model, model_dir)
+    try:
+        schemes = build_schemes(model_dir, work, cal_texts)
+        for name, info in schemes.items():
+            add_variant(model_dir, name, info["file"])
+        if args.checkpoint:
+            from emotion_onnx.export.checkpoint import load_checkpoint
+            from emotion_onnx.export.reference import reference_logits
+
+            reference = reference_logits(load_checkpoint(str(args.checkpoint)), texts, 512)
+            reference_name = "PyTorch fp32"
+        else:
+            reference = EmotionClassifier(model_dir, variant="fp32").logits(texts)
+            reference_name = "fp32 ONNX export"
+        clfs = {name: EmotionClassifier(model_dir, variant=name) for name in schemes}
+        singles = {name: EmotionClassifier(model_dir, variant=name, max_batch_size=1) for name in schemes}
+        rows = {}
+        probe = texts[:64]
+        for name, clf in clfs.items():
+            logits = clf.logits(texts)
+            big = EmotionClassifier(model_dir, variant=name, max_batch_tokens=10**9, max_batch_size=10**6)
+            together = big.logits(probe)
+            alone = np.vstack([singles[name].logits([t]) for t in probe])
+            rows[name] = {
+                "description": schemes[name]["description"],
+                "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
+                "accuracy": float((logits.argmax(1) == labels).mean()),
+                "reference_accuracy": float((reference.argmax(1) == labels).mean()),
+                "max_abs_logit_diff_vs_reference": float(np.abs(logits - reference).max()),
+                "batch_drift_max_abs_logit": float(np.abs(together - alone).max()),
+                "size_mb": round(Path(schemes[name]["file"]).stat().st_size / 1e6, 2),
+            }
+        timings = interleaved(
+            {name: (lambda c=c: c.logits(texts)) for name, c in clfs.items()}, 1 if args.quick else args.repeats
+        )
+        for name, ts in timings.items():
+            rows[name]["texts_per_s"] = len(texts) / median(ts)
+            rows[name]["seconds"] = ts
+        fp32 = rows["fp32-fused"]
+        for r in rows.values():
+            r["speedup_vs_fp32"] = r["texts_per_s"] / fp32["texts_per_s"]
+            r["size_vs_fp32"] = r["size_mb"] / fp32["size_mb"]
+            r["batch_invariant"] = r["batch_drift_max_abs_logit"] <= 1e-6
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    header = (
+        f"INT8 schemes on `{args.model.name}`, {len(texts)} emotion test texts, reference: {reference_name}. "
+        f"Throughput: median of {1 if args.quick else args.repeats} interleaved runs.\n\n"
+        "| scheme | top-1 agreement | accuracy | batch drift max\\|Δlogit\\| | texts/s | × fp32 | size MB | "
+        "× fp32 size |\n|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {name} | {r['top1_agreement']:.2%} | {r['accuracy']:.2%} | {r['batch_drift_max_abs_logit']:.2e} | "
+        f"{r['texts_per_s']:.1f} | {r['speedup_vs_fp32']:.2f} | {r['size_mb']:.1f} | {r['size_vs_fp32']:.0%} |"
+        for name, r in rows.items()
+    ]
+    markdown = header + "\n".join(lines) + "\n"
+    stem = "int8_schemes" + (f"_{args.name}" if args.name else "")
+    write_results(
+        stem,
+        {
+            "model": str(args.model),
+            "reference": reference_name,
+            "n_texts": len(texts),
+            "quick": args.quick,
+            "schemes": rows,
+        },
+        markdown,
+    )
+    plot(rows, RESULTS / f"{stem}.png", f"INT8 schemes ({args.name or args.model.name})")
+    print(markdown)
+    return 0
+
+
+def plot(rows: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = ["tab:green" if rows[n]["batch_invariant"] else "tab:red" for n in names]
+    ax1.barh(names, [rows[n]["texts_per_s"] for n in names], color=colors)
+    ax1.set_xlabel("texts/s (green: batch-invariant)")
+    ax1.invert_yaxis()
+    ax2.barh(names, [rows[n]["top1_agreement"] * 100 for n in names], color=colors)
+    ax2.set_xlim(min(95, min(rows[n]["top1_agreement"] * 100 for n in names) - 0.5), 100.05)
+    ax2.set_xlabel("top-1 agreement with the reference, %")
+    ax2.invert_yaxis()
+    ax2.set_yticklabels([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

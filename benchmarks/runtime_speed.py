@@ -1,0 +1,171 @@
+"""Runtime speed on one exported model: bucketing vs fixed batches, single-text latency,
+cold start and peak RSS.
+
+    python benchmarks/runtime_speed.py --model MODEL_DIR [--name NAME] [--quick]
+
+Texts: the emotion test split (2000 real texts). Everything runs on the same onnxruntime
+session, interleaved, and the figures are medians. Results go to
+benchmarks/results/runtime_speed[_NAME].{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, interleaved, median, percentile, read_split, write_results  # noqa: E402
+
+COLD_START = """
+import resource, sys, time
+t0 = time.perf_counter()
+from emotion_onnx import EmotionClassifier
+t_import = time.perf_counter()
+clf = EmotionClassifier({model!r}{variant})
+t_load = time.perf_counter()
+clf("i feel a little nervous about tomorrow")
+t_first = time.perf_counter()
+print("first", flush=True)
+texts = [line for line in open({texts!r}).read().splitlines()]
+clf.predict_proba(texts)
+print(t_import - t0, t_load - t_import, t_first - t_load, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def fixed_batches(clf, texts: list[str], size: int = 32):
+    """The plain loop: batches of 32 in input order, each padded to its longest text."""
+    for start in range(0, len(texts), size):
+        feeds = clf.encoder.pad(clf.encoder.encode(texts[start : start + size]))
+        clf.session.run(clf._outputs, feeds)
+
+
+def cold_start(model: Path, variant: str | None, texts_file: Path, runs: int) -> dict:
+    code = COLD_START.format(
+        model=str(model), variant=f", variant={variant!r}" if variant else "", texts=str(texts_file)
+    )
+    walls, parts = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "first"
+        walls.append(time.perf_counter() - t0)  # spawn -> first prediction returned
+        rest, _ = proc.communicate()
+        parts.append([float(x) for x in rest.split()])
+    return {
+        "process_to_first_prediction_s_median": median(walls),
+        "in_process_import_load_first_s_median": median([p[0] + p[1] + p[2] for p in parts]),
+        "import_s_median": median([p[0] for p in parts]),
+        "load_s_median": median([p[1] for p in parts]),
+        "first_prediction_s_median": median([p[2] for p in parts]),
+        "peak_rss_mb_after_2000_texts": max(p[3] for p in parts) / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--variant", help="variant to measure (default: the manifest's default)")
+    p.add_argument("--name", default="")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+
+    from emotion_onnx import EmotionClassifier
+
+    texts, _ = read_split("test", 200 if args.quick else None)
+    repeats = 1 if args.quick else args.repeats
+    clf = EmotionClassifier(args.model, variant=args.variant)
+    clf.logits(texts[:64])  # warm-up
+    batch = interleaved(
+        {
+            "clf (token-budget bucketing)": lambda: clf.logits(texts),
+            "fixed batches of 32": lambda: fixed_batches(clf, texts),
+        },
+        repeats,
+    )
+    lengths = [len(e.ids) for e in clf.encoder.encode(texts)]
+    short = min((t for t in texts if 18 <= len(clf.encoder.encode([t])[0].ids) <= 22), key=len)
+    n_tokens = len(clf.encoder.encode([short])[0].ids)
+    latencies = []
+    for _ in range(30 if args.quick else 500):
+        t0 = time.perf_counter()
+        clf([short])
+        latencies.append(time.perf_counter() - t0)
+    texts_file = RESULTS / ".cold_start_texts.txt"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    texts_file.write_text("\n".join(texts) + "\n")
+    cold = cold_start(args.model, args.variant, texts_file, 2 if args.quick else 5)
+    texts_file.unlink()
+
+    bucket_tps = len(texts) / median(batch["clf (token-budget bucketing)"])
+    fixed_tps = len(texts) / median(batch["fixed batches of 32"])
+    data = {
+        "model": str(args.model),
+        "variant": clf.variant.name,
+        "n_texts": len(texts),
+        "mean_tokens": sum(lengths) / len(lengths),
+        "repeats": repeats,
+        "throughput_texts_per_s": {"bucketed": bucket_tps, "fixed_batches_32": fixed_tps},
+        "bucketing_speedup": bucket_tps / fixed_tps,
+        "single_text": {
+            "tokens": n_tokens,
+            "p50_ms": percentile(latencies, 50) * 1e3,
+            "p99_ms": percentile(latencies, 99) * 1e3,
+            "n": len(latencies),
+        },
+        "cold_start": cold,
+        "goals": {
+            "bucketing_speedup>=1.3": bucket_tps / fixed_tps >= 1.3,
+            "single_text_p50<=5ms": percentile(latencies, 50) * 1e3 <= 5,
+            "cold_start<=1s": cold["process_to_first_prediction_s_median"] <= 1.0,
+            "peak_rss<=300MB": cold["peak_rss_mb_after_2000_texts"] <= 300,
+        },
+        "raw_seconds": batch,
+    }
+    md = (
+        f"Runtime speed, `{args.model.name}` variant `{clf.variant.name}`, {len(texts)} emotion test texts "
+        f"(mean {data['mean_tokens']:.1f} tokens), median of {repeats} interleaved runs.\n\n"
+        "| figure | value | goal |\n|---|---|---|\n"
+        f"| token-budget bucketing (clf) | {bucket_tps:.1f} texts/s | |\n"
+        f"| fixed batches of 32, padded to longest | {fixed_tps:.1f} texts/s | |\n"
+        f"| bucketing speed-up | {bucket_tps / fixed_tps:.2f}× | ≥ 1.3× |\n"
+        f"| one {n_tokens}-token text, p50 / p99 | {data['single_text']['p50_ms']:.2f} / "
+        f"{data['single_text']['p99_ms']:.2f} ms | p50 ≤ 5 ms |\n"
+        f"| cold start: process → import → load → first prediction | "
+        f"{cold['process_to_first_prediction_s_median']:.3f} s (import {cold['import_s_median']:.3f}, load "
+        f"{cold['load_s_median']:.3f}, first {cold['first_prediction_s_median']:.3f}) | ≤ 1 s |\n"
+        f"| peak RSS after 2000 texts | {cold['peak_rss_mb_after_2000_texts']:.0f} MB | ≤ 300 MB |\n"
+    )
+    stem = "runtime_speed" + (f"_{args.name}" if args.name else "")
+    write_results(stem, data, md)
+    plot(data, RESULTS / f"{stem}.png")
+    print(md)
+    return 0
+
+
+def plot(data: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    tp = data["throughput_texts_per_s"]
+    ax1.bar(["bucketed", "fixed 32"], [tp["bucketed"], tp["fixed_batches_32"]], color=["tab:green", "tab:gray"])
+    ax1.set_ylabel("texts/s")
+    ax1.set_title(f"2000 test texts ({data['variant']})")
+    c = data["cold_start"]
+    parts = ["import_s_median", "load_s_median", "first_prediction_s_median"]
+    ax2.bar(["import", "load", "first"], [c[k] for k in parts], color="tab:blue")
+    ax2.set_ylabel("seconds")
+    ax2.set_title(f"cold start {c['process_to_first_prediction_s_median']:.2f} s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

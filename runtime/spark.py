@@ -1,0 +1,218 @@
+"""Distributed classification on Apache Spark (the `spark` extra: pyspark, pandas, pyarrow).
+
+    from emotion_onnx.spark import classify_dataframe
+    out = classify_dataframe(df, "review", probabilities=True)
+
+The DataFrame goes through `mapInPandas` (Arrow batches). Each Python worker process loads
+the classifier once and reuses it for every batch and task it runs; onnxruntime's intra-op
+threads follow `spark.task.cpus`, so a worker never uses more cores than its task holds.
+The model is a path on a filesystem every executor sees, a file name shipped with
+`spark.sparkContext.addFile(dir, recursive=True)` (resolved through SparkFiles), or, by
+default, the model embedded in the package. Null texts give null outputs; every input row
+gives exactly one output row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+_CLASSIFIERS: dict[tuple, Any] = {}  # per Python worker process: loaded once, reused across tasks
+
+DEFAULT_COLUMNS = {"label": "label", "score": "score", "probabilities": "probabilities", "embedding": "embedding"}
+
+
+def _resolve_model(model: str | None) -> str | None:
+    """A path that exists here, else a name shipped through SparkContext.addFile."""
+    if model is None or os.path.exists(model):
+        return model
+    from pyspark import SparkFiles
+
+    shipped = SparkFiles.get(model)
+    if not os.path.exists(shipped):
+        raise FileNotFoundError(f"model {model!r} is neither a path on this executor nor a file shipped with addFile")
+    return shipped
+
+
+def worker_classifier(model: str | None, threads: int, variant: str | None, max_batch_tokens: int):
+    """The classifier of this worker process, created on first use."""
+    key = (model, threads, variant, max_batch_tokens)
+    if key not in _CLASSIFIERS:
+        from .classifier import EmotionClassifier
+
+        _CLASSIFIERS[key] = EmotionClassifier(
+            _resolve_model(model), variant=variant, intra_op_threads=threads, max_batch_tokens=max_batch_tokens
+        )
+    return _CLASSIFIERS[key]
+
+
+def output_schema(df, labels: list[str], embedding_dim: int | None, columns: dict[str, str], probabilities: str):
+    from pyspark.sql import types as T
+
+    fields = list(df.schema.fields) + [
+        T.StructField(columns["label"], T.StringType(), True),
+        T.StructField(columns["score"], T.DoubleType(), True),
+    ]
+    if probabilities == "map":
+        fields.append(T.StructField(columns["probabilities"], T.MapType(T.StringType(), T.DoubleType()), True))
+    elif probabilities == "struct":
+        struct = T.StructType([T.StructField(label, T.DoubleType(), True) for label in labels])
+        fields.append(T.StructField(columns["probabilities"], struct, True))
+    if embedding_dim is not None:
+        fields.append(T.StructField(columns["embedding"], T.ArrayType(T.FloatType()), True))
+    return T.StructType(fields)
+
+
+def _classify_batches(
+    batches: Iterator[Any],
+    *,
+    text_col: str,
+    model: str | None,
+    threads: int,
+    variant: str | None,
+    max_batch_tokens: int,
+    columns: dict[str, str],
+    probabilities: str,
+    embedding: bool,
+    calibrated: bool,
+) -> Iterator[Any]:
+    import numpy as np
+
+    clf = worker_classifier(model, threads, variant, max_batch_tokens)
+    for pdf in batches:
+        texts = pdf[text_col]
+        present = texts.notna().to_numpy()
+        idx = np.flatnonzero(present)
+        valid = [str(t) for t in texts[present]]
+        logits, embeds = clf.forward(valid)
+        probs = clf._proba(logits, calibrated)
+        n = len(pdf)
+        labels = np.full(n, None, dtype=object)
+        scores = np.full(n, np.nan)
+        top = probs.argmax(axis=1) if len(valid) else np.empty(0, dtype=int)
+        labels[idx] = [clf.labels[i] for i in top]
+        scores[idx] = probs[np.arange(len(valid)), top]
+        out = pdf.copy()
+        out[columns["label"]] = labels
+        out[columns["score"]] = scores
+        out.loc[~present, columns["score"]] = None
+        if probabilities != "none":
+            rows: list[Any] = [None] * n
+            for j, i in enumerate(idx):
+                rows[i] = {label: float(p) for label, p in zip(clf.labels, probs[j])}
+            out[columns["probabilities"]] = rows
+        if embedding:
+            normed = clf._normalize(embeds, True)
+            vecs: list[Any] = [None] * n
+            for j, i in enumerate(idx):
+                vecs[i] = normed[j].astype(np.float32)
+            out[columns["embedding"]] = vecs
+        yield out
+
+
+def task_cpus(spark) -> int:
+    return int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
+
+
+def classify_dataframe(
+    df,
+    text_col: str = "text",
+    *,
+    model: str | None = None,
+    variant: str | None = None,
+    probabilities: str | bool = False,
+    embedding: bool = False,
+    calibrated: bool = True,
+    threads: int | None = None,
+    max_batch_tokens: int = 8192,
+    columns: dict[str, str] | None = None,
+):
+    """Return `df` with label and score columns added (and optionally probabilities, embedding).
+
+    probabilities: False, True/"map" (map<string,double>) or "struct" (one double per label).
+    threads: onnxruntime intra-op threads per task; default `spark.task.cpus`.
+    """
+    from .classifier import default_model_dir
+    from .manifest import load_manifest
+
+    if text_col not in df.columns:
+        raise ValueError(f"DataFrame has no column {text_col!r} (columns: {', '.join(df.columns)})")
+    mode = {False: "none", True: "map", "map": "map", "struct": "struct", "none": "none"}.get(probabilities)
+    if mode is None:
+        raise ValueError(f"probabilities must be False, True, 'map' or 'struct', got {probabilities!r}")
+    names = {**DEFAULT_COLUMNS, **(columns or {})}
+    clash = [
+        c
+        for key, c in names.items()
+        if c in df.columns
+        and (
+            key in ("label", "score")
+            or (key == "probabilities" and mode != "none")
+            or (key == "embedding" and embedding)
+        )
+    ]
+    if clash:
+        raise ValueError(f"output column(s) {', '.join(clash)} already exist; pass columns={{...}} to rename")
+    # the driver reads the manifest (labels, embedding size) without loading the model
+    manifest = load_manifest(_resolve_model(model) or default_model_dir())
+    schema = output_schema(df, manifest.labels, manifest.embedding_dim if embedding else None, names, mode)
+    threads = threads or task_cpus(df.sparkSession)
+
+    def run(batches):
+        return _classify_batches(
+            batches,
+            text_col=text_col,
+            model=model,
+            threads=threads,
+            variant=variant,
+            max_batch_tokens=max_batch_tokens,
+            columns=names,
+            probabilities=mode,
+            embedding=embedding,
+            calibrated=calibrated,
+        )
+
+    return df.mapInPandas(run, schema)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`emotion-onnx spark-classify`: Parquet/CSV in, Parquet out, on any Spark master."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="emotion-onnx spark-classify", description=main.__doc__)
+    p.add_argument("--input", required=True, help="Parquet file/directory or .csv")
+    p.add_argument("--output", required=True, help="Parquet directory to write")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--model", help="model directory (default: the embedded model)")
+    p.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    p.add_argument("--partitions", type=int, help="repartition the input first")
+    p.add_argument("--probabilities", choices=("none", "map", "struct"), default="none")
+    p.add_argument("--embedding", action="store_true")
+    p.add_argument("--mode", default="errorifexists", choices=("errorifexists", "overwrite"))
+    args = p.parse_args(argv)
+
+    from pyspark.sql import SparkSession
+
+    existing = SparkSession.getActiveSession()
+    builder = SparkSession.builder.appName("emotion-onnx")
+    if args.master:
+        builder = builder.master(args.master)
+    spark = builder.getOrCreate()
+    try:
+        reader = spark.read
+        df = (
+            reader.option("header", True).option("multiLine", True).option("escape", '"').csv(args.input)
+            if args.input.lower().endswith(".csv")
+            else reader.parquet(args.input)
+        )
+        if args.partitions:
+            df = df.repartition(args.partitions)
+        out = classify_dataframe(
+            df, args.text_column, model=args.model, probabilities=args.probabilities, embedding=args.embedding
+        )
+        out.write.mode(args.mode).parquet(args.output)
+    finally:
+        if existing is None:  # only stop a session this command started
+            spark.stop()
+    return 0

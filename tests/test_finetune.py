@@ -1,0 +1,106 @@
+"""`emotion-onnx finetune`: seeded training, early stopping, outputs, chained export, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emotion_onnx.export.finetune import FinetuneConfig, run_finetune
+from helpers import assert_clean_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory, emotion_dir):
+    root = tmp_path_factory.mktemp("data")
+    for split, n in (("train", 400), ("validation", 150), ("test", 150)):
+        lines = (emotion_dir / f"{split}.jsonl").read_text().splitlines()[:n]
+        (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _config(small_data, checkpoints, out, **kw):
+    return FinetuneConfig(
+        train=small_data / "train.jsonl",
+        validation=small_data / "validation.jsonl",
+        out=out,
+        base=str(checkpoints("distilbert-tiny")),
+        **{"epochs": 2, "lr": 5e-4, "batch_size": 16, **kw},
+    )
+
+
+def test_finetune_then_export(small_data, checkpoints, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        "finetune", "--train", str(small_data / "train.jsonl"), "--validation", str(small_data / "validation.jsonl"),
+        "--test", str(small_data / "test.jsonl"), "--base", str(checkpoints("distilbert-tiny")), "--out", str(out),
+        "--epochs", "2", "--lr", "5e-4", "--batch-size", "16", "--export",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["labels"] == ["sadness", "joy", "love", "anger", "fear", "surprise"]
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    for e in metrics["epochs"]:
+        assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "val_per_class_f1"} <= set(e)
+    assert metrics["test"]["accuracy"] > 0
+    for png in ("training_curves.png", "confusion_matrix.png", "confusion_matrix_test.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert manifest["labels"] == metrics["labels"]
+    cal = manifest["variants"]["int8"]["calibration"]
+    assert cal["texts"].endswith("validation.jsonl") and cal["status"] == "calibrated"
+    assert (out / "test_logits.npy").is_file()
+
+
+def test_training_is_reproducible(small_data, checkpoints, tmp_path):
+    a = run_finetune(_config(small_data, checkpoints, tmp_path / "a", epochs=1))
+    b = run_finetune(_config(small_data, checkpoints, tmp_path / "b", epochs=1))
+    assert a["epochs"][0]["train_loss"] == b["epochs"][0]["train_loss"]
+    assert a["validation"] == b["validation"]
+
+
+def test_early_stopping_keeps_the_best_epoch(small_data, checkpoints, tmp_path):
+    # a vanishing learning rate cannot improve macro-F1, so patience 1 stops after epoch 2
+    m = run_finetune(_config(small_data, checkpoints, tmp_path / "es", epochs=5, lr=1e-12, patience=1))
+    assert len(m["epochs"]) == 2
+    assert m["best_epoch"] == 1
+    assert m["validation"]["macro_f1"] == m["epochs"][0]["val_macro_f1"]
+
+
+def test_any_taxonomy_from_csv_with_label_order_file(checkpoints, tmp_path):
+    rows = [("i love this", "pos"), ("this is bad", "neg"), ("it is a table", "neutral")] * 20
+    csv_text = "text,label\n" + "\n".join(f'"{t}",{lab}' for t, lab in rows) + "\n"
+    (tmp_path / "train.csv").write_text(csv_text)
+    (tmp_path / "val.csv").write_text(csv_text)
+    (tmp_path / "order.txt").write_text("neg\nneutral\npos\n")
+    m = run_finetune(
+        FinetuneConfig(
+            train=tmp_path / "train.csv", validation=tmp_path / "val.csv", out=tmp_path / "o",
+            base=str(checkpoints("distilbert-tiny")), labels_file=tmp_path / "order.txt", epochs=1, batch_size=8,
+        )
+    )  # fmt: skip
+    assert m["labels"] == ["neg", "neutral", "pos"]
+    saved = json.loads((tmp_path / "o" / "checkpoint" / "config.json").read_text())
+    assert saved["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}
+
+
+@pytest.mark.parametrize(
+    ("train", "val", "fragments"),
+    [
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n', '{"text": "c", "label": "z"}\n',
+         ["'z'", "not in the training labels"]),
+        ('{"body": "a", "label": "x"}\n', '{"text": "c", "label": "x"}\n', ["no 'text' column"]),
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n', '{"text": "c", "label": "x"}\n',
+         ["1 class", "at least 2"]),
+        ("", '{"text": "c", "label": "x"}\n', ["is empty"]),
+    ],
+)  # fmt: skip
+def test_bad_training_data(tmp_path, checkpoints, train, val, fragments):
+    (tmp_path / "train.jsonl").write_text(train)
+    (tmp_path / "val.jsonl").write_text(val)
+    proc = run_cli(
+        "finetune", "--train", str(tmp_path / "train.jsonl"), "--validation", str(tmp_path / "val.jsonl"),
+        "--base", str(checkpoints("distilbert-tiny")), "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert_clean_error(proc, *fragments)
+    assert not (tmp_path / "out").exists()
