@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+# tests point this elsewhere so that a --quick smoke run never overwrites the real results
+RESULTS = Path(os.environ.get("EMOTION_ONNX_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 
 
 def emotion_dir() -> Path:

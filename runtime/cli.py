@@ -119,6 +119,14 @@ def _has_module(name: str) -> bool:
         return False
 
 
+def _run_spark(argv: list[str]) -> int:
+    if not _has_module("pyspark"):
+        raise InputError("`emotion-onnx spark-classify` needs the spark extra: pip install 'emotion-onnx[spark]'")
+    from .spark import main as spark_main
+
+    return spark_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .export import cli as export_cli
@@ -128,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emotion-onnx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_classify(sub)
+    spark = sub.add_parser(
+        "spark-classify",
+        add_help=False,
+        help="classify a Parquet/CSV dataset into Parquet on Spark (spark extra; --help for options)",
+    )
+    spark.add_argument("args", nargs=argparse.REMAINDER)
+    spark.set_defaults(func=lambda args: _run_spark(args.args))
     for command, module in (("export", export_cli), ("finetune", finetune_cli)):
         module.add_parser(sub)
         sub.choices[command].set_defaults(func=_needs_export_extra(command, module.run))
@@ -135,9 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        if argv[:1] == ["spark-classify"]:  # its own parser, options included
+            return _run_spark(argv[1:])
+        args = parser.parse_args(argv)
         return args.func(args)
     except EmotionOnnxError as exc:
         print(f"emotion-onnx: error: {exc}", file=sys.stderr)

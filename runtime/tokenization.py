@@ -28,9 +28,18 @@ class TextEncoder:
         self.max_length = spec.max_length
         self.pad_id = spec.pad_id
         self.input_names = manifest.input_names
-        self._truncating = self._tok.__class__.from_str(self._tok.to_str())
-        self._truncating.no_padding()
-        self._truncating.enable_truncation(self.max_length)
+        self._truncating = self._configured(stride=None)
+        self._windowing: dict[int, Tokenizer] = {}
+
+    def _configured(self, stride: int | None) -> Tokenizer:
+        """A copy of the tokenizer truncating at max_length (keeping overflow windows with `stride`)."""
+        tok = Tokenizer.from_str(self._tok.to_str())
+        tok.no_padding()
+        if stride is None:
+            tok.enable_truncation(self.max_length)
+        else:
+            tok.enable_truncation(self.max_length, stride=stride)
+        return tok
 
     def encode(self, texts: Sequence[str]) -> list[Encoding]:
         """Encode with truncation to max_length (the reference pipeline's behaviour)."""
@@ -41,9 +50,9 @@ class TextEncoder:
         between neighbours; special tokens are added to every window."""
         if not 0 <= stride < self.max_length // 2:
             raise ValueError(f"stride must be in [0, {self.max_length // 2}), got {stride}")
-        tok = self._tok.__class__.from_str(self._tok.to_str())
-        tok.no_padding()
-        tok.enable_truncation(self.max_length, stride=stride)
+        if stride not in self._windowing:
+            self._windowing[stride] = self._configured(stride)
+        tok = self._windowing[stride]
         result = []
         for enc in tok.encode_batch(list(texts)):
             result.append([enc, *enc.overflowing])

@@ -86,6 +86,16 @@ def test_runtime_alone_in_a_fresh_venv(tiny_model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["index"] == 0 and record["label"] in {"sadness", "joy", "love", "anger", "fear", "surprise"}
+    # the README's first command: the embedded default model, no --model, offline
+    proc = subprocess.run(
+        [str(env_dir / "bin" / "emotion-onnx"), "classify", "i feel wonderful today"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] == "joy"
     # the export command explains what is missing instead of crashing
     proc = subprocess.run(
         [str(env_dir / "bin" / "emotion-onnx"), "export", "x", "--out", str(tmp_path / "o")],
