@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gelu-approximation", action="store_true", help="fuse Gelu as FastGelu (off by default)")
     p.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |Δlogit| for fp32 variants")
     p.add_argument("--min-agreement", type=float, default=0.99, help="int8 top-1 agreement threshold")
+    p.add_argument(
+        "--max-accuracy-drop", type=float, default=0.002, help="int8 accuracy drop allowed where labels exist"
+    )
     p.add_argument("--verbose", action="store_true", help="show the warnings of torch, transformers and onnxruntime")
     p.set_defaults(func=run)
 
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         gelu_approximation=args.gelu_approximation,
         per_tensor_int8=args.per_tensor_int8,
         smooth_alpha=args.smooth_alpha,
-        thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement),
+        thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement, args.max_accuracy_drop),
     )
     return report(run_export(config), args.out)
 

@@ -14,6 +14,8 @@ from emotion_onnx.calibration import softmax
 class GateThresholds:
     fp32_max_abs_logit: float = 1e-4
     int8_min_agreement: float = 0.99
+    int8_max_accuracy_drop: float = 0.002  # where labels exist: PyTorch accuracy - int8 accuracy
+    int8_max_size_ratio: float = 0.30  # the batch-invariant int8 file against the fp32 file
 
 
 @dataclass
@@ -57,6 +59,15 @@ def compare(
         figures["threshold_top1_agreement"] = limit
         passed = agreement >= limit
         reason = "" if passed else f"top-1 agreement {agreement:.4%} < {limit:.2%}"
+        if labels is not None:
+            drop = figures["reference_accuracy"] - figures["accuracy"]
+            figures["accuracy_drop"] = drop
+            figures["threshold_accuracy_drop"] = thresholds.int8_max_accuracy_drop
+            if drop > thresholds.int8_max_accuracy_drop + 1e-12:
+                passed = False
+                reason = "; ".join(
+                    filter(None, [reason, f"accuracy drop {drop:.2%} > {thresholds.int8_max_accuracy_drop:.2%}"])
+                )
     return GateResult(variant, passed, figures, reason)
 
 

@@ -6,7 +6,7 @@ batch neighbours. This pass rewrites the fused fp32 graph instead:
 
 * every MatMul with a constant weight W [K, N] becomes
       s   = max(|x|, over K) / 127                      one scale per token row
-      q   = uint8(x / s + 128.5)                        round half up, zero point 128
+      q   = QuantizeLinear(x * (127 / max|x|), 1, 128)  uint8, zero point 128
       y   = MatMulIntegerToFloat(q, W_int8, 1, w_scale, 128)   exact int32 GEMM (VNNI)
       out = y * s
   with W quantised symmetrically per output channel. The integer GEMM is exact and
@@ -14,9 +14,9 @@ batch neighbours. This pass rewrites the fused fp32 graph instead:
 * the fused Attention (whose built-in QKV projection onnxruntime would quantise per
   tensor) becomes the per-token QKV GEMM above, a Split, and the fused
   MultiHeadAttention kernel, which keeps the padding mask and bias.
-* the word-embedding table is stored as int8 with one scale per vocabulary row and
+* the word and position embedding tables are stored as int8 with one scale per row and
   gathered and rescaled per token; EmbedLayerNormalization becomes Gather + Add +
-  LayerNormalization. Position embeddings and LayerNorm parameters stay fp32.
+  LayerNormalization (its parameters stay fp32).
 * optional SmoothQuant: before quantising, activation outliers are migrated into the
   weights with per-input-channel factors f = max|x|^a / max|W|^(1-a) computed on
   calibration texts (x / f is applied to the row before quantisation, W * f offline).
@@ -52,7 +52,7 @@ class PerTokenSettings:
             "scheme": "per-token-int8",
             "activations": "uint8, symmetric per token row (zero point 128), scale = max|row|/127",
             "weights": f"int8, symmetric per output channel, |q| <= {self.weight_max}",
-            "embeddings": "int8 per vocabulary row" if self.quantize_embeddings else "fp32",
+            "embeddings": "int8 per table row (word, position)" if self.quantize_embeddings else "fp32",
             "attention_projection": "int8" if self.quantize_attention else "fp32",
             "smooth_alpha": self.smooth_alpha,
             "excluded_nodes": list(self.exclude),
@@ -102,8 +102,6 @@ class _Rewriter:
     # -- the per-token GEMM -------------------------------------------------------------------
     def quantize_rows(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, str]:
         """(uint8 rows, per-row scale) for activation x, shared by every consumer of x."""
-        from onnx import TensorProto
-
         key = x if smooth is None else f"{x}#smooth{id(smooth)}"
         if key in self.quantized_inputs:
             return self.quantized_inputs[key]
@@ -111,14 +109,20 @@ class _Rewriter:
         if smooth is not None:
             n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
             nodes.append(n)
-        n1, (absx,) = self.node("Abs", [src])
-        n2, (amax,) = self.node("ReduceMax", [absx], axes=[-1], keepdims=1)
-        n3, (scale,) = self.node("Mul", [amax, self.const("inv127", np.array(1.0 / 127.0, np.float32))])
-        n4, (scale_safe,) = self.node("Max", [scale, self.const("tiny", np.array(1e-12, np.float32))])
-        n5, (ratio,) = self.node("Div", [src, scale_safe])
-        n6, (shifted,) = self.node("Add", [ratio, self.const("zp_round", np.array(128.5, np.float32))])
-        n7, (q,) = self.node("Cast", [shifted], to=TensorProto.UINT8)  # truncation of x+128.5: round half up
-        nodes += [n1, n2, n3, n4, n5, n6, n7]
+        n1, (hi,) = self.node("ReduceMax", [src], axes=[-1], keepdims=1)
+        n2, (lo,) = self.node("ReduceMin", [src], axes=[-1], keepdims=1)
+        n3, (neg_lo,) = self.node("Neg", [lo])
+        n4, (amax,) = self.node("Max", [hi, neg_lo, self.const("tiny", np.array(1e-10, np.float32))])
+        n5, (scale,) = self.node("Mul", [amax, self.const("inv127", np.array(1.0 / 127.0, np.float32))])
+        n6, (inv,) = self.node("Div", [self.const("c127", np.array(127.0, np.float32)), amax])
+        n7, (scaled,) = self.node("Mul", [src, inv])  # in [-127, 127]
+        # one vectorised pass: round half to even, + 128, saturate to uint8
+        n8, (q,) = self.node(
+            "QuantizeLinear",
+            [scaled, self.const("one", np.array(1.0, np.float32)), self.const("zp128", np.array(128, np.uint8))],
+        )
+        nodes += [n1, n2, n3, n4, n5, n6, n7, n8]
+        scale_safe = scale
         self.quantized_inputs[key] = (q, scale_safe)
         return q, scale_safe
 
@@ -201,7 +205,9 @@ class _Rewriter:
         self.stats["attention_to_mha"] += 1
         return [*nodes, split, mha]
 
-    def quantized_gather(self, table_name: str, ids: str, nodes: list) -> str:
+    def quantized_rows(self, table_name: str, op: str, extra: list[str], nodes: list, **attrs) -> str:
+        """op(table)[rows] of an fp32 table stored as int8 with one scale per row: the same
+        op (Gather by ids, or Slice) selects rows of both, then Cast * scale dequantises."""
         from onnx import TensorProto
 
         if table_name not in self.quantized_tables:
@@ -215,8 +221,8 @@ class _Rewriter:
             )
             self.stats["int8_embedding_tables"] += 1
         table_q, table_scale = self.quantized_tables[table_name]
-        g1, (rows,) = self.node("Gather", [table_q, ids], axis=0)
-        g2, (scales,) = self.node("Gather", [table_scale, ids], axis=0)
+        g1, (rows,) = self.node(op, [table_q, *extra], **attrs)
+        g2, (scales,) = self.node(op, [table_scale, *extra], **attrs)
         c, (rows_f,) = self.node("Cast", [rows], to=TensorProto.FLOAT)
         m, (out,) = self.node("Mul", [rows_f, scales])
         nodes += [g1, g2, c, m]
@@ -235,17 +241,15 @@ class _Rewriter:
             return None
         eps = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-12)
         nodes: list = []
-        total = self.quantized_gather(word, ids, nodes)
+        total = self.quantized_rows(word, "Gather", [ids], nodes, axis=0)
         if pos_ids:
-            g, (p,) = self.node("Gather", [pos, pos_ids], axis=0)
+            p = self.quantized_rows(pos, "Gather", [pos_ids], nodes, axis=0)
         else:  # positions 0 .. S-1: the first S rows of the table
             shape, (shp,) = self.node("Shape", [ids])
             gl, (seq,) = self.node("Gather", [shp, self.const("one", np.array([1], np.int64))], axis=0)
-            g, (p,) = self.node(
-                "Slice", [pos, self.const("zero", np.array([0], np.int64)), seq, self.const("ax", np.array([0]))]
-            )
             nodes += [shape, gl]
-        nodes.append(g)
+            starts, axes = self.const("zero", np.array([0], np.int64)), self.const("ax", np.array([0], np.int64))
+            p = self.quantized_rows(pos, "Slice", [starts, seq, axes], nodes)
         a, (total2,) = self.node("Add", [total, p])
         nodes.append(a)
         total = total2
@@ -283,18 +287,18 @@ class _Rewriter:
         return nodes
 
     def rewrite_gather(self, node) -> list | None:
-        """An unfused word-embedding lookup: Gather(table [V, D], ids) with a large V."""
+        """An unfused embedding lookup: Gather(table [V, D], ids) on a word or position table."""
         table = self.array(node.input[0])
         if (
             not self.settings.quantize_embeddings
             or table is None
             or table.ndim != 2
-            or table.shape[0] < 1000
+            or table.shape[0] < 256
             or node.name in self.settings.exclude
         ):
             return None
         nodes: list = []
-        out = self.quantized_gather(node.input[0], node.input[1], nodes)
+        out = self.quantized_rows(node.input[0], "Gather", [node.input[1]], nodes, axis=0)
         from onnx import helper
 
         nodes.append(helper.make_node("Identity", [out], [node.output[0]], name=self.uid("Identity")))

@@ -237,6 +237,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     write_manifest(tmp, manifest(variants, RAW, {}))
 
     steps.start("validation gate")
+    ref_temperature = _calibration(ref_cal, cal_labels)["temperature"]
     gate: list[GateResult] = []
     for name in names:
         clf = EmotionClassifier(tmp, variant=name)
@@ -249,6 +250,15 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         }
         logits = clf.forward(validation.texts)[0]
         result = compare(name, PRECISION[name], logits, ref_val, val_labels, config.thresholds)
+        if name == INT8:  # the default int8 promises batch invariance and a small file
+            ratio = variants[INT8]["size"] / variants[RAW]["size"]
+            result.figures["size_ratio_vs_fp32"] = ratio
+            problems = [result.reason] if result.reason else []
+            if drift > BATCH_INVARIANCE_TOLERANCE:
+                problems.append(f"not batch-invariant (drift {drift:.2g} > {BATCH_INVARIANCE_TOLERANCE:g})")
+            if ratio > config.thresholds.int8_max_size_ratio:
+                problems.append(f"file is {ratio:.0%} of fp32 > {config.thresholds.int8_max_size_ratio:.0%}")
+            result.passed, result.reason = not problems, "; ".join(problems)
         parent = PARENT.get(name)
         if parent and result.passed and not next(g for g in gate if g.variant == parent).passed:
             result.passed, result.reason = False, f"built from {parent}, which failed the gate"
@@ -257,7 +267,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         variants[name]["validation"] = result.figures
         cal_logits = logits if calibration is validation else clf.forward(calibration.texts)[0]
         cal = _calibration(cal_logits, cal_labels)
-        cal["reference_temperature"] = _calibration(ref_cal, cal_labels)["temperature"]
+        cal["reference_temperature"] = ref_temperature
         variants[name]["temperature"] = cal["temperature"]
         variants[name]["calibrated"] = cal["calibrated"]
         variants[name]["calibration"] = {**cal, "texts": calibration.source}

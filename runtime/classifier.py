@@ -54,8 +54,8 @@ class EmotionClassifier:
             path = default_model_dir()
             if not (path / "manifest.json").is_file():
                 raise ModelNotFoundError(
-                    "no embedded default model is bundled with this build of emotion-onnx yet; "
-                    "pass the path of a directory written by `emotion-onnx export`"
+                    f"the embedded default model is missing from this installation ({path}); "
+                    "reinstall emotion-onnx or pass the path of a directory written by `emotion-onnx export`"
                 )
         if long_text not in LONG_TEXT_MODES:
             raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")

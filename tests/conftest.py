@@ -75,6 +75,7 @@ def checkpoints(tmp_path_factory, vocab_file, emotion_dir):
 def exported(tmp_path_factory, checkpoints, validation_file):
     """Exports each checkpoint on first use (gate on the first 300 validation texts)."""
     from emotion_onnx.export import ExportConfig, run_export
+    from emotion_onnx.export.gate import GateThresholds
 
     root = tmp_path_factory.mktemp("models")
     done: dict[str, Path] = {}
@@ -82,9 +83,16 @@ def exported(tmp_path_factory, checkpoints, validation_file):
     def get(shape: str, limit: int | None = 300) -> Path:
         key = f"{shape}-{limit}"
         if key not in done:
+            # dim-32 toy models: one fp32 scale per embedding row is a large share of the file,
+            # so the 30 % size goal is checked on the full-size graph and the embedded model only
+            thresholds = GateThresholds(int8_max_size_ratio=0.30 if shape == "distilbert-base" else 0.40)
             result = run_export(
                 ExportConfig(
-                    model=str(checkpoints(shape)), out=root / key, validation_file=validation_file, limit=limit
+                    model=str(checkpoints(shape)),
+                    out=root / key,
+                    validation_file=validation_file,
+                    limit=limit,
+                    thresholds=thresholds,
                 )
             )
             assert not result.failures, [g.reason for g in result.failures]

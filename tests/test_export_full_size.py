@@ -23,7 +23,10 @@ def test_full_size_fp32_gate_on_real_text(full_model):
         figures = m["variants"][name]["validation"]
         assert figures["n_texts"] == 2000
         assert figures["max_abs_logit_diff"] <= 1e-4, figures
-    assert m["variants"]["int8"]["validation"]["top1_agreement"] >= 0.99
+    int8 = m["variants"]["int8"]
+    assert int8["validation"]["top1_agreement"] >= 0.995  # issue 8: against its own fp32 export
+    assert int8["validation"]["size_ratio_vs_fp32"] <= 0.30
+    assert int8["batch_invariant"] is True
 
 
 def test_full_size_fusion_counts_on_saved_file(full_model):

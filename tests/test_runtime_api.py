@@ -166,5 +166,5 @@ def test_no_path_and_no_embedded_model_is_a_clear_error(monkeypatch, tmp_path):
     from emotion_onnx import classifier
 
     monkeypatch.setattr(classifier, "default_model_dir", lambda: tmp_path / "absent")
-    with pytest.raises(ModelNotFoundError, match="embedded default model"):
+    with pytest.raises(ModelNotFoundError, match="embedded default model is missing"):
         EmotionClassifier()
