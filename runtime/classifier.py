@@ -41,7 +41,7 @@ class EmotionClassifier:
         path: str | Path | None = None,
         *,
         variant: str | None = None,
-        max_batch_tokens: int = 8192,
+        max_batch_tokens: int = 2048,
         max_batch_size: int = 128,
         long_text: str = "truncate",
         stride: int = 128,

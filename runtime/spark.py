@@ -125,7 +125,7 @@ def classify_dataframe(
     embedding: bool = False,
     calibrated: bool = True,
     threads: int | None = None,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = 2048,
     columns: dict[str, str] | None = None,
 ):
     """Return `df` with label and score columns added (and optionally probabilities, embedding).
