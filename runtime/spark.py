@@ -35,7 +35,7 @@ def _resolve_model(model: str | None) -> str | None:
     return shipped
 
 
-def worker_classifier(model: str | None, threads: int, variant: str | None, max_batch_tokens: int):
+def worker_classifier(model: str | None, threads: int, variant: str | None, max_batch_tokens: int | None):
     """The classifier of this worker process, created on first use."""
     key = (model, threads, variant, max_batch_tokens)
     if key not in _CLASSIFIERS:
@@ -71,7 +71,7 @@ def _classify_batches(
     model: str | None,
     threads: int,
     variant: str | None,
-    max_batch_tokens: int,
+    max_batch_tokens: int | None,
     columns: dict[str, str],
     probabilities: str,
     embedding: bool,
@@ -125,7 +125,7 @@ def classify_dataframe(
     embedding: bool = False,
     calibrated: bool = True,
     threads: int | None = None,
-    max_batch_tokens: int = 2048,
+    max_batch_tokens: int | None = None,
     columns: dict[str, str] | None = None,
 ):
     """Return `df` with label and score columns added (and optionally probabilities, embedding).

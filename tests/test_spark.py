@@ -99,7 +99,7 @@ def test_threads_follow_task_cpus(spark, tiny_model):
     from emotion_onnx.spark import task_cpus, worker_classifier
 
     assert task_cpus(spark) == 1
-    clf = worker_classifier(str(tiny_model), task_cpus(spark), None, 2048)
+    clf = worker_classifier(str(tiny_model), task_cpus(spark), None, None)
     assert clf.session.get_session_options().intra_op_num_threads == 1
 
 
