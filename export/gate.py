@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from emotion_onnx.calibration import softmax
+from emotion_onnx.classifier import EmotionClassifier
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,11 @@ def compare(
     return GateResult(variant, passed, figures, reason)
 
 
-def batch_invariance(clf, texts: list[str]) -> float:
+def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> float:
     """max |Δlogit| between each text alone and the same texts in one padded batch.
 
     The batch holds every text plus one long text, so every row is padded.
     """
-    from emotion_onnx.classifier import EmotionClassifier
-
-    assert isinstance(clf, EmotionClassifier)
     long_text = " ".join(texts)
     saved = clf.max_batch_tokens, clf.max_batch_size
     clf.max_batch_tokens, clf.max_batch_size = 10**9, 10**6

@@ -122,9 +122,8 @@ class _Rewriter:
             [scaled, self.const("one", np.array(1.0, np.float32)), self.const("zp128", np.array(128, np.uint8))],
         )
         nodes += [n1, n2, n3, n4, n5, n6, n7, n8]
-        scale_safe = scale
-        self.quantized_inputs[key] = (q, scale_safe)
-        return q, scale_safe
+        self.quantized_inputs[key] = (q, scale)
+        return q, scale
 
     def int8_matmul(self, x: str, weight: np.ndarray, out: str, nodes: list, smooth: np.ndarray | None) -> None:
         w = weight.astype(np.float64)
