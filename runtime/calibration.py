@@ -59,3 +59,17 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi
             d = a + ratio * (b - a)
             fd = nll(logits, labels, np.exp(d))
     return float(np.exp((a + b) / 2.0))
+
+
+OUTPUT_FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+def apply_output_function(logits: np.ndarray, function: str, temperature: float = 1.0) -> np.ndarray:
+    """Hugging Face's `function_to_apply`: softmax (divided by `temperature`), sigmoid, or none (raw logits)."""
+    if function == "softmax":
+        return softmax(logits, temperature)
+    if function == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    if function == "none":
+        return np.asarray(logits, dtype=np.float64)
+    raise ValueError(f"function_to_apply must be one of {OUTPUT_FUNCTIONS}, got {function!r}")

@@ -109,8 +109,12 @@ class EmotionClassifier:
             )
 
     # ------------------------------------------------------------------ core pass
-    def _run_encodings(self, encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def forward_encodings(self, encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and raw embeddings for already-tokenised texts (`encoder.encode`), in
+        token-budget batches; used by the server, which tokenises on arrival."""
         n = len(encodings)
+        if n == 0:
+            return self.forward([])
         logits = np.empty((n, len(self.labels)), dtype=np.float32)
         embeds = np.empty((n, self.embedding_dim), dtype=np.float32)
         lengths = [len(e.ids) for e in encodings]
@@ -129,7 +133,7 @@ class EmotionClassifier:
                 np.empty((0, self.embedding_dim), dtype=np.float32),
             )
         if self.long_text == "truncate":
-            return self._run_encodings(self.encoder.encode(texts))
+            return self.forward_encodings(self.encoder.encode(texts))
         return self._forward_windows(texts)
 
     def _forward_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +148,7 @@ class EmotionClassifier:
         flat = [w for ws in windows for w in ws]
         owner = np.repeat(np.arange(len(texts)), [len(ws) for ws in windows])
         weight = np.array([len(w.ids) for w in flat], dtype=np.float64)
-        w_logits, w_embeds = self._run_encodings(flat)
+        w_logits, w_embeds = self.forward_encodings(flat)
         total = np.bincount(owner, weights=weight, minlength=len(texts))
         logits = np.zeros((len(texts), w_logits.shape[1]), dtype=np.float64)
         embeds = np.zeros((len(texts), w_embeds.shape[1]), dtype=np.float64)
@@ -161,23 +165,26 @@ class EmotionClassifier:
 
     def predict_proba(self, texts: Any, calibrated: bool = True) -> np.ndarray:
         items, _ = as_text_list(texts)
-        return self._proba(self.forward(items)[0], calibrated)
+        return self.probabilities(self.forward(items)[0], calibrated)
 
     def embed(self, texts: Any, normalize: bool = True) -> np.ndarray:
         items, _ = as_text_list(texts)
-        return self._normalize(self.forward(items)[1], normalize)
+        return self.normalize(self.forward(items)[1], normalize)
 
-    def _proba(self, logits: np.ndarray, calibrated: bool) -> np.ndarray:
+    def probabilities(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Softmax of logits, divided by the variant's fitted temperature when calibrated."""
         return softmax(logits, self.temperature if calibrated else 1.0)
 
     @staticmethod
-    def _normalize(embeds: np.ndarray, normalize: bool) -> np.ndarray:
+    def normalize(embeds: np.ndarray, normalize: bool = True) -> np.ndarray:
+        """L2-normalise embedding rows (a no-op when normalize is False)."""
         if not normalize:
             return embeds
         norms = np.linalg.norm(embeds, axis=1, keepdims=True)
         return embeds / np.maximum(norms, 1e-12)
 
-    def _format(self, probs_row: np.ndarray, top_k: int | None) -> list[dict[str, Any]]:
+    def rank(self, probs_row: np.ndarray, top_k: int | None) -> list[dict[str, Any]]:
+        """[{"label", "score"}] sorted by score, best first, cut to top_k (None: all labels)."""
         order = np.argsort(-probs_row, kind="stable")
         if top_k is not None:
             order = order[:top_k]
@@ -195,8 +202,8 @@ class EmotionClassifier:
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise ValueError(f"top_k must be a positive int or None, got {k!r}")
         items, single = as_text_list(inputs)
-        probs = self._proba(self.forward(items)[0], calibrated)
-        rows = [self._format(row, k) for row in probs]
+        probs = self.probabilities(self.forward(items)[0], calibrated)
+        rows = [self.rank(row, k) for row in probs]
         if legacy:
             return [r[0] for r in rows]
         return rows[0] if single else rows
@@ -226,11 +233,11 @@ class EmotionClassifier:
                 return
             check_texts(chunk, offset)
             logits, embeds = self.forward(chunk)
-            probs = self._proba(logits, calibrated)
+            probs = self.probabilities(logits, calibrated)
             if return_embedding:
-                embeds = self._normalize(embeds, True)
+                embeds = self.normalize(embeds, True)
             for row in range(len(chunk)):
-                ranked = self._format(probs[row], top_k)
+                ranked = self.rank(probs[row], top_k)
                 record: dict[str, Any] = dict(ranked[0])
                 if top_k != 1:
                     record["top_k"] = ranked

@@ -86,7 +86,7 @@ def _classify_batches(
         idx = np.flatnonzero(present)
         valid = [str(t) for t in texts[present]]
         logits, embeds = clf.forward(valid)
-        probs = clf._proba(logits, calibrated)
+        probs = clf.probabilities(logits, calibrated)
         n = len(pdf)
         labels = np.full(n, None, dtype=object)
         scores = np.full(n, np.nan)
@@ -103,7 +103,7 @@ def _classify_batches(
                 rows[i] = {label: float(p) for label, p in zip(clf.labels, probs[j])}
             out[columns["probabilities"]] = rows
         if embedding:
-            normed = clf._normalize(embeds, True)
+            normed = clf.normalize(embeds, True)
             vecs: list[Any] = [None] * n
             for j, i in enumerate(idx):
                 vecs[i] = normed[j].astype(np.float32)

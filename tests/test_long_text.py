@@ -47,7 +47,7 @@ def test_window_aggregation_rule(window, truncate, long_texts):
     got_logits, got_emb = window.forward(long_texts)
     for i, text in enumerate(long_texts):
         (windows,) = window.encoder.encode_windows([text], stride=64)
-        per_window_logits, per_window_emb = window._run_encodings(windows)
+        per_window_logits, per_window_emb = window.forward_encodings(windows)
         weights = np.array([len(w.ids) for w in windows], dtype=np.float64)
         expected = (per_window_logits * weights[:, None]).sum(0) / weights.sum()
         np.testing.assert_allclose(got_logits[i], expected, atol=1e-5)

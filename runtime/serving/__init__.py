@@ -1,0 +1,1 @@
+"""HTTP serving (the `serve` extra): FastAPI app, dynamic micro-batching, Prometheus metrics."""
