@@ -143,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spark.add_argument("args", nargs=argparse.REMAINDER)
     spark.set_defaults(func=lambda args: _run_spark(args.args))
+    from . import lambda_bundle
     from .serving import cli as serve_cli
 
     serve_cli.add_parser(sub)
     sub.choices["serve"].set_defaults(func=serve_cli.run)
+    lambda_bundle.add_parser(sub)
     for command, module in (("export", export_cli), ("finetune", finetune_cli)):
         module.add_parser(sub)
         sub.choices[command].set_defaults(func=_needs_export_extra(command, module.run))

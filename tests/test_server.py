@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from http_helpers import Reply, ServerProcess, metric, request, running_server
 
 from emotion_onnx import EmotionClassifier
+from http_helpers import Reply, ServerProcess, metric, request, running_server
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from ..calibration import apply_output_function
 from ..classifier import EmotionClassifier
+from ..responses import classification_body, embedding_body
 from .batcher import MicroBatcher, QueueFullError, ShuttingDownError
 from .guard import Guard
 from .metrics import ServerMetrics
@@ -202,11 +202,8 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         if not texts:
             return JSONResponse([])
         logits, _ = await service.infer(texts, request)
-        clf = service.clf
         params = body.parameters
-        scores = apply_output_function(logits, params.function_to_apply, clf.temperature)
-        rows = [clf.rank(row, params.top_k) for row in scores]
-        return JSONResponse(rows[0] if single else rows)
+        return JSONResponse(classification_body(service.clf, logits, single, params.top_k, params.function_to_apply))
 
     @app.post("/embed", response_model=EmbedResponse, responses=errors, summary="Sentence embeddings")
     async def embed(body: EmbedRequest, request: Request):  # type: ignore[valid-type]
@@ -215,8 +212,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         if not texts:
             return JSONResponse([])
         _, embeds = await service.infer(texts, request)
-        vectors = service.clf.normalize(embeds, body.parameters.normalize).tolist()
-        return JSONResponse(vectors[0] if single else vectors)
+        return JSONResponse(embedding_body(service.clf, embeds, single, body.parameters.normalize))
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
