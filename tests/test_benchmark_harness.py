@@ -33,3 +33,46 @@ def test_quick_run_writes_results(script, tiny_model, tmp_path):
     if script == "int8_schemes.py":
         assert data["schemes"]["per-token"]["batch_invariant"] is True
         assert data["schemes"]["dynamic-per-channel"]["batch_invariant"] is False
+
+
+def _run_quick(script: str, tmp_path, *args: str, timeout: int = 1200) -> None:
+    env = {**os.environ, "EMOTION_ONNX_BENCH_RESULTS": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args, "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_compare_systems_quick_runs_every_system(tiny_model, tmp_path):
+    """Every system (PyTorch, dynamic int8, Optimum fp32/int8, OpenVINO x2, ours x2) on a slice."""
+    pytest.importorskip("openvino")
+    _run_quick("compare_systems.py", tmp_path, "--full-size", str(tiny_model), "--trained", str(tiny_model))
+    data = json.loads((tmp_path / "compare_systems.json").read_text())
+    expected = ["pytorch-fp32", "pytorch-dynamic-int8", "optimum-fp32", "optimum-int8", "openvino-default",
+                "openvino-f32", "ours-fp32", "ours-int8"]  # fmt: skip
+    for model in ("full-size", "trained"):
+        systems = data["models"][model]["systems"]
+        assert list(systems) == expected
+        for result in systems.values():
+            assert result["batch_texts_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+            assert result["cold_start_s"] > 0 and result["peak_rss_mb"] > 0
+            assert result["agreement_with_pytorch"] >= 0.9  # same weights; int8 may flip a rare near-tie
+    assert data["models"]["trained"]["systems"]["ours-int8"]["accuracy"] >= 0
+    assert data["peak"]["peak_int8_gmacs"] > data["peak"]["peak_fp32_gmacs"] > 0
+    assert data["footprint"]["torch_stack_mb"] > data["footprint"]["runtime_mb"] > 0
+    assert "Goals for ours-int8" in (tmp_path / "compare_systems.md").read_text()
+    assert (tmp_path / "compare_systems_full-size.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_serve_and_lambda_benchmarks_quick(tiny_model, tmp_path):
+    _run_quick("serve_throughput.py", tmp_path, "--model", str(tiny_model), "--name", "t", "--port", "0")
+    served = json.loads((tmp_path / "serve_throughput_t.json").read_text())
+    assert served["errors"] == 0 and served["served_requests_per_s"][0] > 0
+    assert (tmp_path / "serve_throughput_t.png").read_bytes()[:4] == b"\x89PNG"
+    _run_quick("lambda_bundle.py", tmp_path, "--model", str(tiny_model), "--name", "t")
+    bundle = json.loads((tmp_path / "lambda_bundle_t.json").read_text())
+    assert bundle["cold_start"]["process_to_first_response_s_median"] > 0

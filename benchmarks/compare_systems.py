@@ -1,0 +1,416 @@
+"""PyTorch, Optimum, OpenVINO and this runtime side by side, against the machine's limit.
+
+    python benchmarks/compare_systems.py [--full-size build/distilbert-base] \
+        [--trained build/emotion-minilm-l6/onnx] [--quick]
+
+Models (an exported model directory each; the PyTorch checkpoint is the one its manifest
+records, or --*-checkpoint):
+- full-size: DistilBERT-base with random weights and the real vocab (speed only), made by
+  `python benchmarks/export_full_size.py`;
+- trained: the embedded default model's run (speed, accuracy, agreement), made by the recipe
+  in models/emotion-minilm-l6/README.md.
+Systems (benchmarks/systems.py, one process each, all alive, interleaved workload by workload
+and round by round): transformers pipeline fp32 (at its best of 1 or 2 threads), PyTorch
+dynamic int8, Optimum fp32 and avx512_vnni int8 through Optimum's pipeline, OpenVINO on our
+fp32 ONNX (default precision hint, and f32 forced), this runtime fp32 and int8.
+Workloads: the emotion test split (2000 texts) as one batch job; 500 texts one at a time;
+100 long texts (300-500 tokens, built from test texts); cold start (fresh process → import →
+load → first prediction); peak RSS (VmHWM); install footprint; the CPU's peak MAC rates.
+Results: benchmarks/results/compare_systems.{json,md} and compare_systems_*.png; the README
+table comes from `python benchmarks/update_readme.py`. --quick runs every system on a small
+slice (the CI smoke run) and asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import cpu_peak  # noqa: E402
+import footprint  # noqa: E402
+from common import REPO, RESULTS, median, percentile, read_split, write_results  # noqa: E402
+from systems import SYSTEMS  # noqa: E402
+
+GOALS = {
+    "int8_batch_vs_pipeline_fp32": 15.0,
+    "int8_batch_vs_optimum_int8": 1.5,
+    "int8_batch_vs_openvino_best": 1.0,
+    "int8_fraction_of_int8_peak": 0.60,
+    "p50_ms": 5.0,
+    "cold_start_s": 1.0,
+    "peak_rss_mb": 300.0,
+    "accuracy_delta_pt": 0.3,
+}
+
+
+COLD_TEXT = "i feel a bit anxious about the interview tomorrow"
+
+
+class Worker:
+    """One system in its own process, answering JSON commands (see systems.py)."""
+
+    def __init__(self, system: str, model: Path, checkpoint: Path, cache: Path, threads: int):
+        self.system = system
+        cmd = [sys.executable, str(HERE / "systems.py"), system, "--model", str(model), "--checkpoint",
+               str(checkpoint), "--cache", str(cache), "--threads", str(threads)]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{system} failed to start (exit {self.proc.wait()})")
+        self.load_s = json.loads(line)["ready"]
+
+    def ask(self, **cmd) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.system} died during {cmd['op']} (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
+
+
+def checkpoint_of(model_dir: Path) -> Path:
+    source = json.loads((model_dir / "manifest.json").read_text()).get("source", {})
+    path = source.get("local_path")
+    if not path or not Path(path).is_dir():
+        raise SystemExit(f"{model_dir}: its manifest records no local checkpoint; pass the checkpoint explicitly")
+    return Path(path)
+
+
+def long_texts(model_dir: Path, texts: list[str], count: int, lo: int = 300, hi: int = 500) -> list[str]:
+    """Consecutive test texts joined until each holds lo..hi tokens (this model's tokenizer)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    out, current, i = [], [], 0
+    while len(out) < count:
+        current.append(texts[i % len(texts)])
+        i += 1
+        n = len(tok.encode(" ".join(current)).ids)
+        if n >= lo:
+            if n <= hi:
+                out.append(" ".join(current))
+            current = []
+    return out
+
+
+def macs_per_text(checkpoint: Path, lengths: list[int], labels: int) -> np.ndarray:
+    """Multiply-accumulates for each text from the model's config and its real token count:
+    per layer n·(4d² + 2·d·d_ff) for the projections and FFN plus 2·n²·d for attention,
+    and the classification head on one token."""
+    cfg = json.loads((checkpoint / "config.json").read_text())
+    d = cfg.get("dim") or cfg["hidden_size"]
+    ff = cfg.get("hidden_dim") or cfg["intermediate_size"]
+    layers = cfg.get("n_layers") or cfg["num_hidden_layers"]
+    n = np.asarray(lengths, dtype=np.float64)
+    return layers * (n * (4 * d * d + 2 * d * ff) + 2 * n * n * d) + d * d + d * labels
+
+
+def cold_start(system: str, model: Path, checkpoint: Path, cache: Path, threads: int, runs: int) -> float:
+    walls = []
+    for _ in range(runs):
+        cmd = [sys.executable, str(HERE / "systems.py"), system, "--model", str(model), "--checkpoint",
+               str(checkpoint), "--cache", str(cache), "--threads", str(threads), "--cold", COLD_TEXT]  # fmt: skip
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=_env())
+        walls.append(time.perf_counter() - t0)
+    return median(walls)
+
+
+def bench_model(name: str, model: Path, checkpoint: Path, args, labels_known: bool) -> dict:
+    from emotion_onnx.manifest import load_manifest
+    from emotion_onnx.tokenization import TextEncoder
+
+    quick = args.quick
+    texts, labels = read_split("test", 64 if quick else None)
+    single = texts[: 20 if quick else 500]
+    longs = long_texts(model, texts if not quick else read_split("test")[0], 8 if quick else 100)
+    # Optimum's exports, cached per checkpoint (path and weights' mtime), never per name
+    weights = max((checkpoint / f).stat().st_mtime for f in os.listdir(checkpoint))
+    key = hashlib.sha1(f"{checkpoint.resolve()}:{weights}".encode()).hexdigest()[:12]
+    cache = REPO / "build" / "bench-cache" / f"{name}-{key}"
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"[{name}] preparing Optimum exports", file=sys.stderr)
+    subprocess.run([sys.executable, str(HERE / "systems.py"), "optimum-fp32", "--model", str(model), "--checkpoint",
+                    str(checkpoint), "--cache", str(cache), "--prepare"], check=True, env=_env())  # fmt: skip
+    manifest = load_manifest(model)
+    encoder = TextEncoder(manifest)
+    lengths = {k: [len(e.ids) for e in encoder.encode(v)] for k, v in (("batch", texts), ("long", longs))}
+    macs = {k: float(macs_per_text(checkpoint, v, len(manifest.labels)).sum()) for k, v in lengths.items()}
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        tmp = Path(tmp)
+        files = {}
+        for key, items in (
+            ("batch", texts),
+            ("single", single),
+            ("long", longs),
+            ("probe", texts[: 16 if quick else 300]),
+        ):
+            files[key] = tmp / f"{key}.json"
+            files[key].write_text(json.dumps(items))
+
+        # PyTorch at its best thread setting (1 or 2), probed on a slice
+        probe = {}
+        for threads in (1, 2):
+            w = Worker("pytorch-fp32", model, checkpoint, cache, threads)
+            w.ask(op="batch", texts=str(files["probe"]))
+            probe[threads] = median([w.ask(op="batch", texts=str(files["probe"]))["seconds"] for _ in range(2)])
+            w.close()
+        pt_threads = min(probe, key=probe.get)
+        print(f"[{name}] pytorch threads: {probe} -> {pt_threads}", file=sys.stderr)
+
+        systems = [s for s in SYSTEMS if s in args.systems]
+        threads_of = {s: (pt_threads if s.startswith("pytorch") else args.threads) for s in systems}
+        workers = {}
+        for s in systems:
+            print(f"[{name}] loading {s}", file=sys.stderr)
+            workers[s] = Worker(s, model, checkpoint, cache, threads_of[s])
+        results = {s: {"threads": threads_of[s], "load_s": workers[s].load_s, "batch_s": [], "long_s": [],
+                       "latencies": []} for s in systems}  # fmt: skip
+        for w in workers.values():  # warm-up
+            w.ask(op="batch", texts=str(files["probe"]))
+        rounds = 1 if quick else args.rounds
+        for r in range(rounds):
+            for s, w in workers.items():
+                out = tmp / f"{s}.npy" if r == 0 else None
+                results[s]["batch_s"].append(
+                    w.ask(op="batch", texts=str(files["batch"]), logits=str(out) if out else None)["seconds"]
+                )
+                print(
+                    f"[{name}] round {r} batch {s}: {len(texts) / results[s]['batch_s'][-1]:.1f} texts/s",
+                    file=sys.stderr,
+                )
+            for s, w in workers.items():
+                results[s]["latencies"] += w.ask(op="latency", texts=str(files["single"]))["latencies"]
+            for s, w in workers.items():
+                results[s]["long_s"].append(w.ask(op="batch", texts=str(files["long"]))["seconds"])
+        for s, w in workers.items():
+            info = w.ask(op="rss")
+            results[s]["peak_rss_mb"] = info["vmhwm_kb"] / 1024
+            if info.get("precision"):
+                results[s]["inference_precision"] = info["precision"]
+            w.close()
+        logits = {s: np.load(tmp / f"{s}.npy") for s in systems}
+
+    for s in systems:
+        print(f"[{name}] cold start {s}", file=sys.stderr)
+        results[s]["cold_start_s"] = cold_start(
+            s, model, checkpoint, cache, threads_of[s], 1 if quick else args.cold_runs
+        )
+
+    label_ids = np.asarray([manifest.labels.index(x) if isinstance(x, str) else x for x in labels])
+    ref = logits.get("pytorch-fp32")
+    for s in systems:
+        r = results[s]
+        r["batch_texts_per_s"] = len(texts) / median(r["batch_s"])
+        r["long_texts_per_s"] = len(longs) / median(r["long_s"])
+        r["p50_ms"] = 1000 * percentile(r["latencies"], 50)
+        r["p99_ms"] = 1000 * percentile(r["latencies"], 99)
+        del r["latencies"]
+        r["batch_gmacs"] = macs["batch"] / median(r["batch_s"]) / 1e9
+        r["long_gmacs"] = macs["long"] / median(r["long_s"]) / 1e9
+        pred = logits[s].argmax(1)
+        if labels_known:
+            r["accuracy"] = float((pred == label_ids).mean())
+        if ref is not None:
+            r["agreement_with_pytorch"] = float((pred == ref.argmax(1)).mean())
+            r["max_abs_logit_diff"] = float(np.abs(logits[s] - ref).max())
+    return {
+        "checkpoint": str(checkpoint),
+        "texts": {"batch": len(texts), "single": len(single), "long": len(longs)},
+        "tokens": {k: int(sum(v)) for k, v in lengths.items()},
+        "long_token_range": [min(lengths["long"]), max(lengths["long"])],
+        "macs": macs,
+        "pytorch_thread_probe_s": probe,
+        "systems": results,
+    }
+
+
+def evaluate_goals(model: dict, peak: dict, accuracy: bool) -> dict:
+    s = model["systems"]
+    ours = s.get("ours-int8")
+    if ours is None:
+        return {}
+    goals = {}
+
+    def record(key: str, value: float, higher_is_better: bool = True) -> None:
+        target = GOALS[key]
+        met = value >= target if higher_is_better else value <= target
+        goals[key] = {"value": value, "goal": target, "met": bool(met),
+                      "gap": 0.0 if met else (target - value if higher_is_better else value - target)}  # fmt: skip
+
+    if "pytorch-fp32" in s:
+        record("int8_batch_vs_pipeline_fp32", ours["batch_texts_per_s"] / s["pytorch-fp32"]["batch_texts_per_s"])
+    if "optimum-int8" in s:
+        record("int8_batch_vs_optimum_int8", ours["batch_texts_per_s"] / s["optimum-int8"]["batch_texts_per_s"])
+    ov = [s[k]["batch_texts_per_s"] for k in ("openvino-default", "openvino-f32") if k in s]
+    if ov:
+        record("int8_batch_vs_openvino_best", ours["batch_texts_per_s"] / max(ov))
+    record("int8_fraction_of_int8_peak", ours["batch_gmacs"] / peak["peak_int8_gmacs"])
+    record("p50_ms", ours["p50_ms"], higher_is_better=False)
+    record("cold_start_s", ours["cold_start_s"], higher_is_better=False)
+    record("peak_rss_mb", ours["peak_rss_mb"], higher_is_better=False)
+    if accuracy and "accuracy" in ours and "pytorch-fp32" in s:
+        record("accuracy_delta_pt", abs(ours["accuracy"] - s["pytorch-fp32"]["accuracy"]) * 100, higher_is_better=False)
+    return goals
+
+
+def _verdict(goal: dict) -> str:
+    return "met" if goal["met"] else f"MISSED by {goal['gap']:.3g}"
+
+
+def markdown(data: dict) -> str:
+    peak = data["peak"]
+    lines = [
+        "Systems side by side (`python benchmarks/compare_systems.py`; one run, systems interleaved; "
+        f"{peak['usable_cores']} cores, {data['machine'].get('cpu', '?')}).",
+        "",
+        f"Peak: int8 {peak['peak_int8_gmacs']:.0f} GMAC/s = {peak['usable_cores']} cores × "
+        f"{peak['macs_per_cycle_per_core']['int8']} MAC/cycle (2 × 512-bit VPDPBUSD) × {peak['clock_ghz']:.2f} GHz "
+        f"(measured: {peak['clock_method']}); fp32 {peak['peak_fp32_gmacs']:.0f} GMAC/s "
+        f"({peak['macs_per_cycle_per_core']['fp32']} MAC/cycle: 2 × 512-bit FMA). A sustained onnxruntime int8 GEMM "
+        f"(2048×1024×1024) reaches {peak['gemm_int8_gmacs']:.0f} GMAC/s "
+        f"({peak['gemm_int8_fraction_of_peak']:.0%} of the "
+        f"int8 peak); fp32 GEMM {peak['gemm_fp32_gmacs']:.0f} GMAC/s ({peak['gemm_fp32_fraction_of_peak']:.0%}).",
+        "",
+    ]
+    for name, model in data["models"].items():
+        s = model["systems"]
+        base = s.get("pytorch-fp32", {}).get("batch_texts_per_s")
+        acc = any("accuracy" in r for r in s.values())
+        lo, hi = model["long_token_range"]
+        lines += [
+            f"**{name}** ({model['texts']['batch']} test texts, {model['tokens']['batch']} tokens; "
+            f"{model['texts']['long']} long texts of {lo}–{hi} tokens; "
+            f"latency over {model['texts']['single']} texts one at a time):",
+            "",
+            "| system | threads | batch texts/s | × pipeline | long texts/s | p50 ms | p99 ms | cold start s "
+            "| peak RSS MB "
+            "| % of int8 peak (batch) |" + (" accuracy | agreement |" if acc else ""),
+            "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if acc else ""),
+        ]
+        for sysname, r in s.items():
+            label = sysname + (f" ({r['inference_precision']})" if r.get("inference_precision") else "")
+            ratio = f"{r['batch_texts_per_s'] / base:.1f}×" if base else "—"
+            row = (f"| {label} | {r['threads']} | {r['batch_texts_per_s']:.1f} | {ratio} | {r['long_texts_per_s']:.1f} "
+                   f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cold_start_s']:.2f} | {r['peak_rss_mb']:.0f} "
+                   f"| {100 * r['batch_gmacs'] / peak['peak_int8_gmacs']:.1f} % |")  # fmt: skip
+            if acc:
+                nan = float("nan")
+                row += f" {100 * r.get('accuracy', nan):.2f} % | {100 * r.get('agreement_with_pytorch', nan):.2f} % |"
+            lines.append(row)
+        goals = data["goals"].get(name, {})
+        if goals:
+            lines += ["", "Goals for ours-int8: " + "; ".join(
+                f"{k} = {g['value']:.3g} (goal {g['goal']:g}: {_verdict(g)})"
+                for k, g in goals.items())]  # fmt: skip
+        lines.append("")
+    fp = data["footprint"]
+    lines += [
+        f"Install footprint (files of the dependency closure, `benchmarks/footprint.py`): runtime only "
+        f"**{fp['runtime_mb']:.0f} MB** ({', '.join(fp['runtime_distributions'])}); transformers + torch "
+        f"**{fp['torch_stack_mb']:.0f} MB** ({len(fp['torch_stack_distributions'])} distributions).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plots(data: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, model in data["models"].items():
+        s = model["systems"]
+        names = list(s)
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        colors = ["#2a7" if n.startswith("ours") else "#888" for n in names]
+        axes[0].barh(names, [s[n]["batch_texts_per_s"] for n in names], color=colors)
+        axes[0].set_xlabel("texts/s, emotion test split (higher is better)")
+        axes[1].barh(names, [s[n]["p50_ms"] for n in names], color=colors, label="p50")
+        axes[1].scatter([s[n]["p99_ms"] for n in names], names, color="k", marker="|", s=200, label="p99")
+        axes[1].set_xlabel("single-text latency, ms (lower is better)")
+        axes[1].legend()
+        axes[2].barh(names, [100 * s[n]["batch_gmacs"] / data["peak"]["peak_int8_gmacs"] for n in names], color=colors)
+        axes[2].axvline(100 * data["peak"]["gemm_int8_fraction_of_peak"], color="r", ls="--", label="int8 GEMM")
+        axes[2].set_xlabel("% of the int8 peak MAC rate (batch)")
+        axes[2].legend()
+        for ax in axes[1:]:
+            ax.set_yticklabels([])
+        fig.suptitle(f"{name}: {model['texts']['batch']} texts, {data['peak']['usable_cores']} cores")
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"compare_systems_{name}.png", dpi=110)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full-size", type=Path, default=REPO / "build" / "distilbert-base")
+    p.add_argument("--full-size-checkpoint", type=Path)
+    p.add_argument("--trained", type=Path, default=REPO / "build" / "emotion-minilm-l6" / "onnx")
+    p.add_argument("--trained-checkpoint", type=Path)
+    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--cold-runs", type=int, default=2)
+    p.add_argument("--skip", nargs="*", default=[], choices=("full-size", "trained"), help="models to leave out")
+    p.add_argument("--quick", action="store_true", help="a small slice of everything (CI smoke run)")
+    args = p.parse_args(argv)
+    if "pytorch-fp32" not in args.systems:
+        args.systems.insert(0, "pytorch-fp32")  # the reference every ratio is taken against
+    started = time.perf_counter()
+    peak = cpu_peak.measure(quick=args.quick)
+    models = {}
+    for key, model, ckpt, accuracy in (
+        ("full-size", args.full_size, args.full_size_checkpoint, False),
+        ("trained", args.trained, args.trained_checkpoint, True),
+    ):
+        if key in args.skip:
+            continue
+        if not (model / "manifest.json").is_file():
+            raise SystemExit(f"{model}: no exported model; see this script's --help for how to make it")
+        models[key] = bench_model(key, model, ckpt or checkpoint_of(model), args, accuracy)
+    data = {
+        "quick": args.quick,
+        "peak": peak,
+        "footprint": footprint.measure(),
+        "models": models,
+        "goals": {k: evaluate_goals(m, peak, k == "trained") for k, m in models.items()},
+        "wall_s": time.perf_counter() - started,
+    }
+    from common import machine
+
+    data["machine"] = machine()
+    md = markdown(data)
+    write_results("compare_systems", data, md)
+    plots(data)
+    print(md)
+    print(f"wall time {data['wall_s']:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""This CPU's peak int8 and fp32 multiply-accumulate rates, and sustained GEMMs to check them.
+
+    python benchmarks/cpu_peak.py            # prints the derivation as JSON
+
+Peak = usable cores × MACs per cycle per core × measured clock, where
+- MACs/cycle/core, int8: 2 VPDPBUSD per cycle × (512 bits / 32-bit lanes = 16 lanes × 4 u8·s8
+  products) = 128 with AVX-512 VNNI (64 with 256-bit AVX-VNNI; 32 via AVX2 vpmaddubsw);
+- MACs/cycle/core, fp32: 2 FMA pipes × 16 fp32 lanes = 32 with AVX-512 (16 with AVX2 FMA);
+- the clock is measured: a chain of dependent 1-cycle integer adds, compiled with gcc and timed
+  (falls back to /proc/cpuinfo's MHz when gcc is missing);
+- two issue ports for VPDPBUSD/FMA is the assumption for AMD Zen 4/5 and recent Intel cores;
+  the sustained GEMMs (onnxruntime MatMulInteger u8×s8→s32 and fp32 MatMul, all usable
+  threads) show how much of it a real kernel reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CLOCK_C = r"""
+#include <stdio.h>
+#include <time.h>
+int main(void) {
+    unsigned long x = 0, n = 400000000UL;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (unsigned long i = 0; i < n; i++) {
+        __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                         "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("%f %lu\n", 8.0 * n / s / 1e9, x);
+    return 0;
+}
+"""
+
+
+def cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def measured_clock_ghz() -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = Path(tmp) / "clock.c", Path(tmp) / "clock"
+        src.write_text(CLOCK_C)
+        try:
+            subprocess.run(["gcc", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+            runs = [float(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()[0])
+                    for _ in range(3)]  # fmt: skip
+            return max(runs), "dependent-add chain (gcc), best of 3"
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) / 1000, "/proc/cpuinfo (gcc unavailable)"
+    return 0.0, "unknown"
+
+
+def macs_per_cycle(flags: set[str]) -> dict[str, int]:
+    if "avx512_vnni" in flags or "avx512vnni" in flags:
+        int8 = 2 * 16 * 4
+    elif "avx_vnni" in flags:
+        int8 = 2 * 8 * 4
+    else:
+        int8 = 2 * 8 * 2  # AVX2 vpmaddubsw: 16-bit pair sums, half the rate
+    fp32 = 2 * 16 if "avx512f" in flags else 2 * 8
+    return {"int8": int8, "fp32": fp32}
+
+
+def _gemm_session(op: str, m: int, k: int, n: int, threads: int):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    if op == "int8":
+        a = helper.make_tensor_value_info("A", TensorProto.UINT8, [m, k])
+        b = helper.make_tensor_value_info("B", TensorProto.INT8, [k, n])
+        y = helper.make_tensor_value_info("Y", TensorProto.INT32, [m, n])
+        node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
+    else:
+        a = helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])
+        b = helper.make_tensor_value_info("B", TensorProto.FLOAT, [k, n])
+        y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])
+        node = helper.make_node("MatMul", ["A", "B"], ["Y"])
+    graph = helper.make_graph([node], "gemm", [a, b], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def sustained_gemm(op: str, threads: int, m: int = 2048, k: int = 1024, n: int = 1024, seconds: float = 2.0) -> float:
+    """MACs per second of a large GEMM held for about `seconds`."""
+    rng = np.random.default_rng(0)
+    sess = _gemm_session(op, m, k, n, threads)
+    if op == "int8":
+        feeds = {"A": rng.integers(0, 255, (m, k), dtype=np.uint8), "B": rng.integers(-127, 127, (k, n), dtype=np.int8)}
+    else:
+        feeds = {"A": rng.standard_normal((m, k), dtype=np.float32), "B": rng.standard_normal((k, n), dtype=np.float32)}
+    sess.run(None, feeds)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        best = max(best, m * k * n / (time.perf_counter() - t0))
+    return best
+
+
+def measure(quick: bool = False) -> dict:
+    flags = cpu_flags()
+    cores = len(os.sched_getaffinity(0))
+    ghz, how = measured_clock_ghz()
+    per_cycle = macs_per_cycle(flags)
+    seconds = 0.3 if quick else 2.0
+    result = {
+        "usable_cores": cores,
+        "clock_ghz": ghz,
+        "clock_method": how,
+        "macs_per_cycle_per_core": per_cycle,
+        "isa": sorted(f for f in flags if f.startswith(("avx512", "avx_vnni", "amx", "fma"))),
+        "peak_int8_gmacs": cores * per_cycle["int8"] * ghz,
+        "peak_fp32_gmacs": cores * per_cycle["fp32"] * ghz,
+        "gemm_int8_gmacs": sustained_gemm("int8", cores, seconds=seconds) / 1e9,
+        "gemm_fp32_gmacs": sustained_gemm("fp32", cores, seconds=seconds) / 1e9,
+    }
+    result["gemm_int8_fraction_of_peak"] = result["gemm_int8_gmacs"] / result["peak_int8_gmacs"]
+    result["gemm_fp32_fraction_of_peak"] = result["gemm_fp32_gmacs"] / result["peak_fp32_gmacs"]
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))

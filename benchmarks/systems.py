@@ -1,0 +1,254 @@
+"""The systems that benchmarks/compare_systems.py puts side by side, each run in its own process.
+
+    python benchmarks/systems.py SYSTEM --model MODEL_DIR --checkpoint CKPT --cache DIR --threads N [--cold TEXT]
+
+Without --cold the process loads the system, prints one JSON line {"ready": load_seconds}, then
+answers JSON commands on stdin, one per line:
+    {"op": "batch", "texts": FILE, "logits": OUT.npy or null} -> {"seconds": s}
+    {"op": "latency", "texts": FILE}                           -> {"latencies": [s, ...]}
+    {"op": "rss"}                                              -> {"vmhwm_kb": kb}
+With --cold it imports, loads, classifies TEXT once and prints the three timings.
+
+Each system is used the way its users call it: the transformers / Optimum pipelines with
+batch_size 32 in input order; OpenVINO and this runtime with this runtime's tokenizer and
+token-budget batches (so the OpenVINO row compares engines, not batching).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SYSTEMS = (
+    "pytorch-fp32",
+    "pytorch-dynamic-int8",
+    "optimum-fp32",
+    "optimum-int8",
+    "openvino-default",
+    "openvino-f32",
+    "ours-fp32",
+    "ours-int8",
+)
+PRECISION = {  # which peak a system is measured against
+    "pytorch-fp32": "fp32",
+    "pytorch-dynamic-int8": "int8",
+    "optimum-fp32": "fp32",
+    "optimum-int8": "int8",
+    "openvino-default": "fp32",
+    "openvino-f32": "fp32",
+    "ours-fp32": "fp32",
+    "ours-int8": "int8",
+}
+PIPELINE_BATCH = 32
+
+
+def _labels_order(config) -> list[str]:
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
+class PipelineSystem:
+    """A transformers or Optimum text-classification pipeline; logits rebuilt from its raw scores."""
+
+    def __init__(self, pipe, labels: list[str]):
+        self.pipe = pipe
+        self.index = {label: i for i, label in enumerate(labels)}
+
+    def _rows(self, outputs) -> np.ndarray:
+        logits = np.empty((len(outputs), len(self.index)), dtype=np.float32)
+        for r, scores in enumerate(outputs):
+            for item in scores:
+                logits[r, self.index[item["label"]]] = item["score"]
+        return logits
+
+    def batch(self, texts: list[str]) -> np.ndarray:
+        out = self.pipe(texts, batch_size=PIPELINE_BATCH, truncation=True, top_k=None, function_to_apply="none")
+        return self._rows(out)
+
+    def one(self, text: str):
+        return self.pipe(text, truncation=True)
+
+
+def _tokenizer(checkpoint: Path):
+    from transformers import AutoConfig, AutoTokenizer, DistilBertTokenizerFast
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    if config.model_type == "distilbert":  # no token_type_ids, or the pipeline rejects its own inputs
+        return DistilBertTokenizerFast.from_pretrained(checkpoint)
+    return AutoTokenizer.from_pretrained(checkpoint)
+
+
+def load_pytorch(checkpoint: Path, threads: int, quantized: bool):
+    import torch
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    torch.set_num_threads(threads)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    if quantized:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    pipe = pipeline("text-classification", model=model, tokenizer=_tokenizer(checkpoint), device="cpu")
+    return PipelineSystem(pipe, _labels_order(model.config))
+
+
+def optimum_dirs(checkpoint: Path, cache: Path) -> tuple[Path, Path]:
+    """Optimum's own export (fp32) and its avx512_vnni dynamic int8, built once into the cache."""
+    fp32, int8 = cache / "optimum-fp32", cache / "optimum-int8"
+    if not (fp32 / "model.onnx").is_file():
+        from optimum.onnxruntime import ORTModelForSequenceClassification
+
+        model = ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True)
+        model.save_pretrained(fp32)
+        _tokenizer(checkpoint).save_pretrained(fp32)
+    if not (int8 / "model_quantized.onnx").is_file():
+        from optimum.onnxruntime import AutoQuantizationConfig, ORTQuantizer
+
+        quantizer = ORTQuantizer.from_pretrained(fp32)
+        quantizer.quantize(save_dir=int8, quantization_config=AutoQuantizationConfig.avx512_vnni(is_static=False))
+        _tokenizer(checkpoint).save_pretrained(int8)
+    return fp32, int8
+
+
+def load_optimum(checkpoint: Path, cache: Path, threads: int, quantized: bool):
+    import onnxruntime as ort
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from optimum.pipelines import pipeline
+
+    fp32, int8 = optimum_dirs(checkpoint, cache)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    directory, file_name = (int8, "model_quantized.onnx") if quantized else (fp32, "model.onnx")
+    model = ORTModelForSequenceClassification.from_pretrained(directory, file_name=file_name, session_options=opts)
+    pipe = pipeline("text-classification", model=model, tokenizer=_tokenizer(checkpoint), accelerator="ort")
+    return PipelineSystem(pipe, _labels_order(model.config))
+
+
+class OpenVinoSystem:
+    """OpenVINO on this project's exported fp32 ONNX, fed by this runtime's tokenizer and batches."""
+
+    def __init__(self, model_dir: Path, threads: int, precision: str | None):
+        import openvino as ov
+
+        from emotion_onnx.batching import plan_batches
+        from emotion_onnx.classifier import default_batch_tokens
+        from emotion_onnx.manifest import load_manifest
+        from emotion_onnx.tokenization import TextEncoder
+
+        manifest = load_manifest(model_dir)
+        self.encoder = TextEncoder(manifest)
+        self.plan = plan_batches
+        self.budget = default_batch_tokens(manifest.embedding_dim)
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        core = ov.Core()
+        path = model_dir / manifest.variant("fp32").ref.file
+        self.compiled = core.compile_model(core.read_model(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.logits_name = manifest.logits_output
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        self.labels = len(manifest.labels)
+
+    def _run(self, encodings) -> np.ndarray:
+        result = self.request.infer(self.encoder.pad(encodings))
+        return np.asarray(result[self.compiled.output(self.logits_name)])
+
+    def batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.encoder.encode(texts)
+        logits = np.empty((len(texts), self.labels), dtype=np.float32)
+        for idx in self.plan([len(e.ids) for e in encodings], self.budget, 128):
+            logits[idx] = self._run([encodings[i] for i in idx])
+        return logits
+
+    def one(self, text: str):
+        return self._run(self.encoder.encode([text]))
+
+
+class OursSystem:
+    def __init__(self, model_dir: Path, threads: int, variant: str):
+        from emotion_onnx import EmotionClassifier
+
+        self.clf = EmotionClassifier(model_dir, variant=variant, intra_op_threads=threads)
+
+    def batch(self, texts: list[str]) -> np.ndarray:
+        return self.clf.logits(texts)
+
+    def one(self, text: str):
+        return self.clf(text)
+
+
+def load(system: str, model_dir: Path, checkpoint: Path, cache: Path, threads: int):
+    if system in ("pytorch-fp32", "pytorch-dynamic-int8"):
+        return load_pytorch(checkpoint, threads, quantized=system.endswith("int8"))
+    if system in ("optimum-fp32", "optimum-int8"):
+        return load_optimum(checkpoint, cache, threads, quantized=system.endswith("int8"))
+    if system in ("openvino-default", "openvino-f32"):
+        return OpenVinoSystem(model_dir, threads, None if system == "openvino-default" else "f32")
+    if system in ("ours-fp32", "ours-int8"):
+        has_fused = "fp32-fused" in json.loads((model_dir / "manifest.json").read_text())["variants"]
+        variant = "int8" if system == "ours-int8" else ("fp32-fused" if has_fused else "fp32")
+        return OursSystem(model_dir, threads, variant)
+    raise SystemExit(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+
+
+def vmhwm_kb() -> int:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+
+
+def serve(sys_obj) -> None:
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "batch":
+            texts = json.loads(Path(cmd["texts"]).read_text())
+            t0 = time.perf_counter()
+            logits = sys_obj.batch(texts)
+            reply = {"seconds": time.perf_counter() - t0}
+            if cmd.get("logits"):
+                np.save(cmd["logits"], logits)
+        elif cmd["op"] == "latency":
+            texts = json.loads(Path(cmd["texts"]).read_text())
+            latencies = []
+            for text in texts:
+                t0 = time.perf_counter()
+                sys_obj.one(text)
+                latencies.append(time.perf_counter() - t0)
+            reply = {"latencies": latencies}
+        elif cmd["op"] == "rss":
+            reply = {"vmhwm_kb": vmhwm_kb(), "precision": getattr(sys_obj, "precision", None)}
+        else:
+            return
+        print(json.dumps(reply), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0 = time.perf_counter()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("system", choices=SYSTEMS)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cold", help="cold-start mode: classify this text once and exit")
+    p.add_argument("--prepare", action="store_true", help="build the Optimum exports into the cache and exit")
+    args = p.parse_args(argv)
+    if args.prepare:
+        optimum_dirs(args.checkpoint, args.cache)
+        return 0
+    system = load(args.system, args.model, args.checkpoint, args.cache, args.threads)
+    t_load = time.perf_counter()
+    if args.cold:
+        system.one(args.cold)
+        t_first = time.perf_counter()
+        print(json.dumps({"import_and_load_s": t_load - t0, "first_prediction_s": t_first - t_load}))
+        return 0
+    print(json.dumps({"ready": t_load - t0}), flush=True)
+    serve(system)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
