@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from emotion_onnx import EmotionClassifier
+from helpers import assert_clean_error, run_cli
 from http_helpers import Reply, ServerProcess, metric, request, running_server
 
 pytest.importorskip("fastapi")
@@ -166,6 +167,12 @@ def test_bearer_token_auth(tiny_model):
         assert request(srv.port, "POST", "/embed", body, {"Authorization": "Basic s3cret-token"}).status == 401
         assert request(srv.port, "POST", "/predict", body, {"Authorization": "Bearer s3cret-token"}).status == 200
         assert request(srv.port, "GET", "/healthz").status == 200  # probes need no token
+
+
+def test_serve_refuses_bad_arguments_at_once(tmp_path):
+    assert_clean_error(run_cli("serve", "--model", str(tmp_path / "nope")), "no manifest.json")
+    assert_clean_error(run_cli("serve", "--port", "70000"), "--port")
+    assert_clean_error(run_cli("serve", "--max-inputs", "0"), "max_inputs")
 
 
 def test_a_model_that_fails_to_load_is_not_ready(tmp_path):

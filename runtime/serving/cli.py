@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import InputError
 from .settings import TOKEN_ENV, ServerSettings
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
+    if args.model and not (Path(args.model) / "manifest.json").is_file():
+        raise InputError(f"{args.model} is not a model directory (no manifest.json)")
     settings = ServerSettings.with_env_token(
         model=args.model,
         variant=args.variant,
