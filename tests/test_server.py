@@ -272,11 +272,11 @@ def test_load_2000_requests_at_32_concurrency_match_offline(test_texts):
 
 @pytest.mark.slow
 def test_sigterm_under_load_answers_every_accepted_request(tiny_model, tiny_clf, test_texts):
-    texts = test_texts[:600]
+    texts = (test_texts * 3)[:3000]  # far more than can finish: the signal lands mid-load
     srv = ServerProcess("--model", str(tiny_model), "--threads", "1")
     srv.wait_ready()
     results: dict[int, tuple[float, Reply | Exception]] = {}
-    signal_at: list[float] = []
+    done = threading.Semaphore(0)
 
     def call(i: int) -> None:
         sent = time.monotonic()
@@ -284,11 +284,13 @@ def test_sigterm_under_load_answers_every_accepted_request(tiny_model, tiny_clf,
             results[i] = (sent, request(srv.port, "POST", "/predict", {"inputs": [texts[i]] * 8}))
         except OSError as exc:  # refused or reset: never accepted
             results[i] = (sent, exc)
+        done.release()
 
     with ThreadPoolExecutor(32) as pool:
         futures = [pool.submit(call, i) for i in range(len(texts))]
-        time.sleep(1.0)
-        signal_at.append(time.monotonic())
+        for _ in range(200):  # let 200 requests complete, then signal with ~32 in flight
+            done.acquire()
+        signal_at = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         for f in futures:
             f.result()
@@ -296,8 +298,8 @@ def test_sigterm_under_load_answers_every_accepted_request(tiny_model, tiny_clf,
     assert code in (0, -signal.SIGTERM), stderr  # uvicorn re-raises SIGTERM after its graceful shutdown
     assert "Traceback" not in stderr, stderr
     answered = {i: r for i, (_, r) in results.items() if isinstance(r, Reply)}
-    before_signal = [i for i, (sent, _) in results.items() if sent < signal_at[0] - 0.05]
-    assert len(before_signal) >= 32
+    before_signal = [i for i, (sent, _) in results.items() if sent < signal_at - 0.05]
+    assert len(before_signal) >= 100
     for i in before_signal:  # everything sent before SIGTERM was accepted and must be answered
         assert i in answered, results[i]
     for i, reply in answered.items():
