@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,7 +43,6 @@ class InferenceService:
         self.clf: EmotionClassifier | None = None
         self.load_error: str | None = None
         self.batcher: MicroBatcher | None = None
-        self._loaded = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -63,8 +61,6 @@ class InferenceService:
             self.clf = clf
         except Exception as exc:  # reported by /readyz and every inference request
             self.load_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self._loaded.set()
 
     async def _attach_batcher(self) -> None:
         await self._load_task
@@ -87,6 +83,13 @@ class InferenceService:
             await self._attach_task
         if self.batcher is not None:
             await self.batcher.close()
+
+    async def infer_inputs(self, inputs: str | list[str], request: Request):
+        """(single, (logits, embeddings)) for a request's `inputs`; None instead of the arrays
+        when there are no texts (the answer is then [])."""
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        return single, (await self.infer(texts, request) if texts else None)
 
     async def infer(self, texts: list[str], request: Request) -> tuple[np.ndarray, np.ndarray]:
         if not self.ready:
@@ -197,22 +200,18 @@ def create_app(settings: ServerSettings | None = None) -> Any:
 
     @app.post("/predict", response_model=PredictResponse, responses=errors, summary="Classify texts")
     async def predict(body: PredictRequest, request: Request):  # type: ignore[valid-type]
-        single = isinstance(body.inputs, str)
-        texts = [body.inputs] if single else list(body.inputs)
-        if not texts:
+        single, out = await service.infer_inputs(body.inputs, request)
+        if out is None:
             return JSONResponse([])
-        logits, _ = await service.infer(texts, request)
         params = body.parameters
-        return JSONResponse(classification_body(service.clf, logits, single, params.top_k, params.function_to_apply))
+        return JSONResponse(classification_body(service.clf, out[0], single, params.top_k, params.function_to_apply))
 
     @app.post("/embed", response_model=EmbedResponse, responses=errors, summary="Sentence embeddings")
     async def embed(body: EmbedRequest, request: Request):  # type: ignore[valid-type]
-        single = isinstance(body.inputs, str)
-        texts = [body.inputs] if single else list(body.inputs)
-        if not texts:
+        single, out = await service.infer_inputs(body.inputs, request)
+        if out is None:
             return JSONResponse([])
-        _, embeds = await service.infer(texts, request)
-        return JSONResponse(embedding_body(service.clf, embeds, single, body.parameters.normalize))
+        return JSONResponse(embedding_body(service.clf, out[1], single, body.parameters.normalize))
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
