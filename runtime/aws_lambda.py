@@ -20,13 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .calibration import OUTPUT_FUNCTIONS
 from .classifier import EmotionClassifier
+from .inputs import is_positive_int
 from .responses import classification_body, embedding_body
 
 MODEL_ENV = "EMOTION_ONNX_MODEL"
-MAX_INPUTS = int(os.environ.get("EMOTION_ONNX_MAX_INPUTS", "256"))
-MAX_TEXT_CHARS = int(os.environ.get("EMOTION_ONNX_MAX_TEXT_CHARS", "20000"))
+MAX_INPUTS = int(os.environ.get("EMOTION_ONNX_MAX_INPUTS", limits.MAX_INPUTS))
+MAX_TEXT_CHARS = int(os.environ.get("EMOTION_ONNX_MAX_TEXT_CHARS", limits.MAX_TEXT_CHARS))
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -127,7 +129,7 @@ def _predict(payload: Any) -> list:
     if unknown:
         raise RequestError(422, f"unknown parameter(s): {', '.join(sorted(unknown))}")
     top_k = params.get("top_k")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    if top_k is not None and not is_positive_int(top_k):
         raise RequestError(422, f"parameters.top_k must be a positive integer, got {top_k!r}")
     function = params.get("function_to_apply", "softmax")
     if function not in OUTPUT_FUNCTIONS:
@@ -151,8 +153,7 @@ def _embed(payload: Any) -> list:
     return embedding_body(CLASSIFIER, CLASSIFIER.forward(texts)[1], single, normalize)
 
 
-def _dispatch(event: Any) -> tuple[str, Any]:
-    kind = _kind(event)
+def _dispatch(event: Any, kind: str) -> Any:
     if kind == "direct":
         method, route, payload = "POST", "/predict", event
         if isinstance(event, dict) and event.get("task") == "embed":
@@ -162,20 +163,20 @@ def _dispatch(event: Any) -> tuple[str, Any]:
         method, route = _route(event, kind)
         payload = None
     if route == "/healthz":
-        return kind, {"status": "ok", "ready": CLASSIFIER is not None}
+        return {"status": "ok", "ready": CLASSIFIER is not None}
     if method != "POST":
         raise RequestError(405, f"{route} takes POST, not {method}")
     if CLASSIFIER is None:
         raise RequestError(503, f"the model failed to load: {LOAD_ERROR}")
     if payload is None:
         payload = _body(event)
-    return kind, _predict(payload) if route == "/predict" else _embed(payload)
+    return _predict(payload) if route == "/predict" else _embed(payload)
 
 
 def handler(event: Any, context: Any = None) -> Any:
     kind = _kind(event)
     try:
-        kind, result = _dispatch(event)
+        result = _dispatch(event, kind)
     except RequestError as exc:
         status, body = exc.status, {"error": str(exc)}
     except Exception as exc:  # never a stack trace in a response

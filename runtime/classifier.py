@@ -13,7 +13,7 @@ import numpy as np
 from .batching import plan_batches
 from .calibration import softmax
 from .errors import ModelNotFoundError
-from .inputs import as_text_list, check_texts
+from .inputs import as_text_list, check_texts, is_positive_int
 from .integrity import verify_file
 from .manifest import Manifest, load_manifest
 from .session import create_session
@@ -199,7 +199,7 @@ class EmotionClassifier:
         """
         legacy = top_k is _UNSET
         k = 1 if legacy else top_k
-        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        if k is not None and not is_positive_int(k):
             raise ValueError(f"top_k must be a positive int or None, got {k!r}")
         items, single = as_text_list(inputs)
         probs = self.probabilities(self.forward(items)[0], calibrated)

@@ -38,3 +38,8 @@ def check_texts(items: list[Any], offset: int = 0) -> None:
                 f"input at index {offset + i} is {type(item).__name__}, not str"
                 + (" (None is not a text; drop or fill missing values first)" if item is None else "")
             )
+
+
+def is_positive_int(value: Any) -> bool:
+    """A real int (not a bool) of at least 1, as top_k must be."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

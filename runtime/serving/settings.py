@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..limits import MAX_INPUTS, MAX_TEXT_CHARS
+
 TOKEN_ENV = "EMOTION_ONNX_API_TOKEN"
 
 
@@ -15,8 +17,8 @@ class ServerSettings:
     threads: int | None = None  # onnxruntime intra-op threads; None: usable CPUs
     spinning: bool | None = None  # None: onnxruntime's default (spin briefly; measured faster here)
     max_body_bytes: int = 1 << 20  # request bodies over this get 413 before any parsing
-    max_inputs: int = 256  # texts per request
-    max_text_chars: int = 20_000  # characters per text (the model truncates at max_length tokens anyway)
+    max_inputs: int = MAX_INPUTS  # texts per request
+    max_text_chars: int = MAX_TEXT_CHARS  # characters per text
     batch_tokens: int = 8192  # micro-batch budget: real tokens coalesced into one inference call
     max_wait_ms: float = 2.0  # how long the first request of a micro-batch waits for company
     max_queue_texts: int = 2048  # texts waiting for inference; beyond this, 503 + Retry-After
