@@ -57,13 +57,18 @@ GOALS = {
 COLD_TEXT = "i feel a bit anxious about the interview tomorrow"
 
 
+def system_cmd(system: str, model: Path, checkpoint: Path, cache: Path, *extra: str) -> list[str]:
+    """The command line of benchmarks/systems.py for one system (extra: --threads, --cold, --prepare)."""
+    return [sys.executable, str(HERE / "systems.py"), system, "--model", str(model), "--checkpoint",
+            str(checkpoint), "--cache", str(cache), *extra]  # fmt: skip
+
+
 class Worker:
     """One system in its own process, answering JSON commands (see systems.py)."""
 
     def __init__(self, system: str, model: Path, checkpoint: Path, cache: Path, threads: int):
         self.system = system
-        cmd = [sys.executable, str(HERE / "systems.py"), system, "--model", str(model), "--checkpoint",
-               str(checkpoint), "--cache", str(cache), "--threads", str(threads)]  # fmt: skip
+        cmd = system_cmd(system, model, checkpoint, cache, "--threads", str(threads))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
         line = self.proc.stdout.readline()
         if not line:
@@ -130,8 +135,7 @@ def macs_per_text(checkpoint: Path, lengths: list[int], labels: int) -> np.ndarr
 def cold_start(system: str, model: Path, checkpoint: Path, cache: Path, threads: int, runs: int) -> float:
     walls = []
     for _ in range(runs):
-        cmd = [sys.executable, str(HERE / "systems.py"), system, "--model", str(model), "--checkpoint",
-               str(checkpoint), "--cache", str(cache), "--threads", str(threads), "--cold", COLD_TEXT]  # fmt: skip
+        cmd = system_cmd(system, model, checkpoint, cache, "--threads", str(threads), "--cold", COLD_TEXT)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, env=_env())
         walls.append(time.perf_counter() - t0)
@@ -152,8 +156,7 @@ def bench_model(name: str, model: Path, checkpoint: Path, args, labels_known: bo
     cache = REPO / "build" / "bench-cache" / f"{name}-{key}"
     cache.mkdir(parents=True, exist_ok=True)
     print(f"[{name}] preparing Optimum exports", file=sys.stderr)
-    subprocess.run([sys.executable, str(HERE / "systems.py"), "optimum-fp32", "--model", str(model), "--checkpoint",
-                    str(checkpoint), "--cache", str(cache), "--prepare"], check=True, env=_env())  # fmt: skip
+    subprocess.run(system_cmd("optimum-fp32", model, checkpoint, cache, "--prepare"), check=True, env=_env())
     manifest = load_manifest(model)
     encoder = TextEncoder(manifest)
     lengths = {k: [len(e.ids) for e in encoder.encode(v)] for k, v in (("batch", texts), ("long", longs))}
