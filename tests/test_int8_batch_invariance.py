@@ -47,6 +47,11 @@ def test_per_token_graph_uses_integer_gemms_and_keeps_fused_attention(both_int8)
     assert counts.get("MatMulIntegerToFloat") == 8  # QKV, out, lin1, lin2 in each of 2 layers
     assert counts.get("MultiHeadAttention") == 2
     assert "DynamicQuantizeLinear" not in counts and "MatMul" not in counts
+    # GELU in its tanh form in the int8 graph only; the fp32 graph keeps the exact erf
+    assert counts.get("FastGelu") == 2 and "BiasGelu" not in counts
+    assert op_counts(both_int8 / "model_fused.onnx").get("BiasGelu") == 2
+    gelu = json.loads((both_int8 / "manifest.json").read_text())["variants"]["int8"]["quantization"]["gelu"]
+    assert gelu == "tanh approximation (FastGelu)"
 
 
 def test_embedding_table_is_int8(both_int8):
@@ -97,3 +102,37 @@ def test_per_tensor_variant_drifts_with_its_neighbours(both_int8, test_texts):
     together = batched.logits(texts)
     alone = np.vstack([single.logits([t]) for t in texts])
     assert np.abs(together - alone).max() > 1e-5
+
+
+def test_per_token_gemm_on_a_single_matmul(tmp_path):
+    """The rewritten GEMM alone: each row's result is its own (identical in any batch), close to
+    fp32 within int8 error, and an all-zero row (scale max|row| = 0) gives exactly 0, not NaN."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emotion_onnx.export.per_token_int8 import quantize_per_token
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(64, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "one_gemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 16])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "fp32.onnx")
+    stats = quantize_per_token(tmp_path / "fp32.onnx", tmp_path / "int8.onnx")
+    assert stats["int8_matmuls"] == 1
+    session = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+
+    x = rng.normal(size=(6, 64)).astype(np.float32) * np.array([[1], [0], [100], [1e-3], [0], [5]], np.float32)
+    y = session.run(None, {"x": x})[0]
+    assert np.isfinite(y).all()
+    np.testing.assert_array_equal(y[[1, 4]], 0.0)
+    alone = np.vstack([session.run(None, {"x": x[i : i + 1]})[0] for i in range(len(x))])
+    np.testing.assert_array_equal(y, alone)
+    exact = x @ w
+    scale = np.abs(x).max(axis=1, keepdims=True) * np.abs(w).max() + 1e-30
+    assert (np.abs(y - exact) / scale).max() < 0.05
