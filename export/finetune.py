@@ -38,8 +38,32 @@ class FinetuneConfig:
     patience: int = 2
     max_length: int = 128
     seed: int = 42
+    class_weights: str = "none"
     threads: int | None = None
     force: bool = False
+
+
+CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")
+
+
+def class_weights(labels: np.ndarray, n_classes: int, scheme: str) -> np.ndarray:
+    """Per-class loss weights: "balanced" is n / (k * count) (sklearn's rule), "sqrt" its square
+    root (a milder push toward rare classes), "none" all ones. The weights average 1 over the
+    training rows, so the loss keeps its scale and the learning rate keeps its meaning."""
+    if scheme not in CLASS_WEIGHTINGS:
+        raise ExportInputError(f"unknown class weighting {scheme!r}; choose one of {', '.join(CLASS_WEIGHTINGS)}")
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    if scheme == "none":
+        return np.ones(n_classes)
+    if (counts == 0).any():
+        missing = ", ".join(str(i) for i in np.flatnonzero(counts == 0))
+        raise ExportInputError(
+            f"class weighting needs every class in the training data; class id(s) {missing} have none"
+        )
+    w = len(labels) / (n_classes * counts)
+    if scheme == "sqrt":
+        w = np.sqrt(w)
+    return w / (w[labels].mean())
 
 
 def resolve_labels(train: LabelledTexts, labels_file: Path | None) -> tuple[list[str], dict]:
@@ -195,6 +219,10 @@ def run_finetune(config: FinetuneConfig) -> dict:
     train_b = _Batches(tokenizer, train.texts, config.max_length)
     val_b = _Batches(tokenizer, val.texts, config.max_length)
     lengths = [len(ids) for ids in train_b.ids]
+    weights = class_weights(y_train, len(names), config.class_weights)
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=None if config.class_weights == "none" else torch.as_tensor(weights, dtype=torch.float32)
+    )
 
     steps_per_epoch = math.ceil(len(train.texts) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -221,13 +249,13 @@ def run_finetune(config: FinetuneConfig) -> dict:
         for step in bar:
             index = perm[step * config.batch_size : (step + 1) * config.batch_size].tolist()
             feeds = train_b.collate(index)
-            loss = model(**feeds, labels=torch.as_tensor(y_train[index])).loss
+            loss = loss_fn(model(**feeds).logits, torch.as_tensor(y_train[index]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         step_losses += losses
         logits = _predict(model, val_b, len(val.texts))
@@ -270,6 +298,7 @@ def run_finetune(config: FinetuneConfig) -> dict:
         "labels": names,
         "epochs": epochs,
         "best_epoch": best_epoch,
+        "class_weights": dict(zip(names, (round(float(w), 4) for w in weights))),
         "train_seconds": round(time.perf_counter() - t_start, 1),
         "validation": val_summary,
     }

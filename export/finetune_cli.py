@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=2, help="epochs without a better macro-F1 before stopping")
     p.add_argument("--max-length", type=int, default=128, help="training truncation length")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--class-weights",
+        choices=("none", "sqrt", "balanced"),
+        default="none",
+        help="weight the loss toward rare classes: balanced = n/(k*count), sqrt = its square root",
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--force", action="store_true")
     p.add_argument("--export", action="store_true", help="export the result (gate included) into OUT/onnx")
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             patience=args.patience,
             max_length=args.max_length,
             seed=args.seed,
+            class_weights=args.class_weights,
             threads=args.threads,
             force=args.force,
         )

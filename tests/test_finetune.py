@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from emotion_onnx.export.finetune import FinetuneConfig, run_finetune
+from emotion_onnx.export.errors import ExportInputError
+from emotion_onnx.export.finetune import FinetuneConfig, class_weights, run_finetune
 from helpers import assert_clean_error, run_cli
 
 
@@ -34,11 +36,14 @@ def test_finetune_then_export(small_data, checkpoints, tmp_path):
     proc = run_cli(
         "finetune", "--train", str(small_data / "train.jsonl"), "--validation", str(small_data / "validation.jsonl"),
         "--test", str(small_data / "test.jsonl"), "--base", str(checkpoints("distilbert-tiny")), "--out", str(out),
-        "--epochs", "2", "--lr", "5e-4", "--batch-size", "16", "--export",
+        "--epochs", "2", "--lr", "5e-4", "--batch-size", "16", "--class-weights", "sqrt", "--export",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr.decode()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["labels"] == ["sadness", "joy", "love", "anger", "fear", "surprise"]
+    assert metrics["config"]["class_weights"] == "sqrt"
+    w = metrics["class_weights"]
+    assert w["surprise"] > w["joy"]  # the rarest class weighs more than the commonest
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     for e in metrics["epochs"]:
         assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "val_per_class_f1"} <= set(e)
@@ -57,6 +62,29 @@ def test_training_is_reproducible(small_data, checkpoints, tmp_path):
     b = run_finetune(_config(small_data, checkpoints, tmp_path / "b", epochs=1))
     assert a["epochs"][0]["train_loss"] == b["epochs"][0]["train_loss"]
     assert a["validation"] == b["validation"]
+
+
+def test_class_weights():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    balanced = class_weights(labels, 3, "balanced")
+    # n / (k * count), rescaled so the weights average 1 over the training rows
+    np.testing.assert_allclose(balanced / balanced[0], [1.0, 2.0, 6.0])
+    assert balanced[labels].mean() == pytest.approx(1.0)
+    sqrt = class_weights(labels, 3, "sqrt")
+    np.testing.assert_allclose(sqrt / sqrt[0], np.sqrt([1.0, 2.0, 6.0]))
+    assert sqrt[labels].mean() == pytest.approx(1.0)
+    np.testing.assert_array_equal(class_weights(labels, 3, "none"), np.ones(3))
+    with pytest.raises(ExportInputError, match="class id.s. 3 have none"):
+        class_weights(labels, 4, "balanced")
+    with pytest.raises(ExportInputError, match="unknown class weighting 'inverse'"):
+        class_weights(labels, 3, "inverse")
+
+
+def test_weighted_loss_changes_training(small_data, checkpoints, tmp_path):
+    plain = run_finetune(_config(small_data, checkpoints, tmp_path / "plain", epochs=1))
+    weighted = run_finetune(_config(small_data, checkpoints, tmp_path / "w", epochs=1, class_weights="balanced"))
+    assert weighted["class_weights"]["surprise"] > 1.0 > weighted["class_weights"]["joy"]
+    assert weighted["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]
 
 
 def test_early_stopping_keeps_the_best_epoch(small_data, checkpoints, tmp_path):
