@@ -76,3 +76,15 @@ def test_serve_and_lambda_benchmarks_quick(tiny_model, tmp_path):
     _run_quick("lambda_bundle.py", tmp_path, "--model", str(tiny_model), "--name", "t")
     bundle = json.loads((tmp_path / "lambda_bundle_t.json").read_text())
     assert bundle["cold_start"]["process_to_first_response_s_median"] > 0
+
+
+def test_latency_breakdown_prints_the_split(tiny_model):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "latency_breakdown.py"), str(tiny_model), "int8", "--runs", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("clf([text]) end to end", "tokenise", "session.run", "kernel time", "MatMulIntegerToFloat"):
+        assert row in proc.stdout

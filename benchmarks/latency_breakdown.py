@@ -1,0 +1,103 @@
+"""Where one short text's latency goes: end to end, tokenisation, the bare session call,
+and onnxruntime's per-op kernel times, for one or more variants of an exported model.
+
+    python benchmarks/latency_breakdown.py MODEL_DIR [VARIANT ...] [--runs 300]
+
+The text is the shortest 18-22-token text of the emotion test split (the one
+`runtime_speed.py` times). Prints a table; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import percentile, read_split  # noqa: E402
+
+
+def timed(fn, runs: int) -> list[float]:
+    for _ in range(20):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def op_profile(clf, feeds: dict, runs: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Mean kernel microseconds per call, by op type, and node counts by op type."""
+    import onnxruntime as ort
+
+    from emotion_onnx.session import session_options
+
+    opts = session_options(optimized=clf.variant.optimized)
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "emotion_onnx_latency")
+    session = ort.InferenceSession(
+        str(clf.manifest.directory / clf.variant.ref.file), opts, providers=["CPUExecutionProvider"]
+    )
+    for _ in range(runs):
+        session.run(None, feeds)
+    path = Path(session.end_profiling())
+    events = json.loads(path.read_text())
+    path.unlink()
+    by: dict[str, float] = defaultdict(float)
+    nodes: dict[str, set] = defaultdict(set)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by[e["args"]["op_name"]] += e["dur"] / runs
+            nodes[e["args"]["op_name"]].add(e["name"])
+    return dict(by), {k: len(v) for k, v in nodes.items()}
+
+
+def breakdown(clf, texts: list[str], runs: int) -> None:
+    short = min((t for t in texts if 18 <= len(clf.encoder.encode([t])[0].ids) <= 22), key=len)
+    enc = clf.encoder.encode([short])
+    feeds = {
+        "input_ids": np.array([enc[0].ids], np.int64),
+        "attention_mask": np.array([enc[0].attention_mask], np.int64),
+    }
+    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in clf.session.get_inputs()}}
+    rows = {
+        "clf([text]) end to end": timed(lambda: clf([short]), runs),
+        "tokenise": timed(lambda: clf.encoder.encode([short]), runs),
+        "session.run": timed(lambda: clf.session.run(None, feeds), runs),
+    }
+    print(f"\n{clf.variant.name} ({len(enc[0].ids)} tokens): {short!r}")
+    for name, values in rows.items():
+        p50, p90 = percentile(values, 50) * 1e3, percentile(values, 90) * 1e3
+        print(f"  {name:28s} p50 {p50:6.3f} ms  p90 {p90:6.3f} ms")
+    by, counts = op_profile(clf, feeds, runs)
+    total = sum(by.values())
+    print(f"  kernel time {total / 1e3:.3f} ms per call over {sum(counts.values())} nodes")
+    for op, us in sorted(by.items(), key=lambda kv: -kv[1]):
+        print(f"    {op:28s} {counts[op]:4d} nodes {us:8.1f} us  {us / total:5.1%}  {us / counts[op]:6.1f} us/node")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path)
+    p.add_argument("variants", nargs="*", default=[None])
+    p.add_argument("--runs", type=int, default=300)
+    args = p.parse_args(argv)
+
+    from emotion_onnx import EmotionClassifier
+
+    texts, _ = read_split("test", 500)
+    for variant in args.variants:
+        breakdown(EmotionClassifier(args.model, variant=variant), texts, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
