@@ -191,7 +191,7 @@ run's INT8 export after its fitted temperature). The shipped model is the last r
 |---|---|---|---|---|---|---|---|
 {attempts_md}
 
-Not tried for lack of time (each run costs 20-35 minutes here): a learning-rate sweep, label
+Not tried for lack of time (each run costs 20-35 minutes here): a wider learning-rate sweep, label
 smoothing and checkpoint averaging. Temperature scaling is a single parameter: even the
 temperature that is best for the test split itself (T = {oracle_t:.2f}, chosen on test, so not a
 fair figure) leaves an ECE of {oracle_ece:.2%}, so the 1.5 % target needs a better-calibrated
