@@ -80,6 +80,40 @@ def percentile(xs: list[float], q: float) -> float:
     return ordered[k]
 
 
+def short_text(clf, texts: list[str]) -> str:
+    """The shortest text of 18-22 tokens: the single-text latency probe."""
+    return min((t for t in texts if 18 <= len(clf.encoder.encode([t])[0].ids) <= 22), key=len)
+
+
+def kernel_profile(clf, work: Callable[[object], None]) -> tuple[dict[str, float], dict[str, int]]:
+    """Run `work(session)` on a profiling onnxruntime session of clf's variant; return the total
+    kernel microseconds per op type and the number of nodes per op type."""
+    import tempfile
+    from collections import defaultdict
+
+    import onnxruntime as ort
+
+    from emotion_onnx.session import session_options
+
+    opts = session_options(optimized=clf.variant.optimized)
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"emotion_onnx_profile_{clf.variant.name}")
+    session = ort.InferenceSession(
+        str(clf.manifest.directory / clf.variant.ref.file), opts, providers=["CPUExecutionProvider"]
+    )
+    work(session)
+    path = Path(session.end_profiling())
+    events = json.loads(path.read_text())
+    path.unlink()
+    by_op: dict[str, float] = defaultdict(float)
+    nodes: dict[str, set] = defaultdict(set)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by_op[e["args"]["op_name"]] += e["dur"]
+            nodes[e["args"]["op_name"]].add(e["name"])
+    return dict(by_op), {op: len(names) for op, names in nodes.items()}
+
+
 def add_variant(model_dir: Path, name: str, onnx_file: Path, *, optimized: bool = True, **extra) -> None:
     """Register an extra ONNX file as a variant of an exported model directory (benchmarks only)."""
     from emotion_onnx.integrity import file_sha256

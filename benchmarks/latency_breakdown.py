@@ -10,17 +10,12 @@ The text is the shortest 18-22-token text of the emotion test split (the one
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import percentile, read_split  # noqa: E402
+from common import kernel_profile, percentile, read_split, short_text  # noqa: E402
 
 
 def timed(fn, runs: int) -> list[float]:
@@ -34,40 +29,10 @@ def timed(fn, runs: int) -> list[float]:
     return out
 
 
-def op_profile(clf, feeds: dict, runs: int) -> tuple[dict[str, float], dict[str, int]]:
-    """Mean kernel microseconds per call, by op type, and node counts by op type."""
-    import onnxruntime as ort
-
-    from emotion_onnx.session import session_options
-
-    opts = session_options(optimized=clf.variant.optimized)
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "emotion_onnx_latency")
-    session = ort.InferenceSession(
-        str(clf.manifest.directory / clf.variant.ref.file), opts, providers=["CPUExecutionProvider"]
-    )
-    for _ in range(runs):
-        session.run(None, feeds)
-    path = Path(session.end_profiling())
-    events = json.loads(path.read_text())
-    path.unlink()
-    by: dict[str, float] = defaultdict(float)
-    nodes: dict[str, set] = defaultdict(set)
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            by[e["args"]["op_name"]] += e["dur"] / runs
-            nodes[e["args"]["op_name"]].add(e["name"])
-    return dict(by), {k: len(v) for k, v in nodes.items()}
-
-
 def breakdown(clf, texts: list[str], runs: int) -> None:
-    short = min((t for t in texts if 18 <= len(clf.encoder.encode([t])[0].ids) <= 22), key=len)
+    short = short_text(clf, texts)
     enc = clf.encoder.encode([short])
-    feeds = {
-        "input_ids": np.array([enc[0].ids], np.int64),
-        "attention_mask": np.array([enc[0].attention_mask], np.int64),
-    }
-    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in clf.session.get_inputs()}}
+    feeds = clf.encoder.pad(enc)
     rows = {
         "clf([text]) end to end": timed(lambda: clf([short]), runs),
         "tokenise": timed(lambda: clf.encoder.encode([short]), runs),
@@ -77,7 +42,13 @@ def breakdown(clf, texts: list[str], runs: int) -> None:
     for name, values in rows.items():
         p50, p90 = percentile(values, 50) * 1e3, percentile(values, 90) * 1e3
         print(f"  {name:28s} p50 {p50:6.3f} ms  p90 {p90:6.3f} ms")
-    by, counts = op_profile(clf, feeds, runs)
+
+    def repeat_run(session) -> None:
+        for _ in range(runs):
+            session.run(None, feeds)
+
+    totals, counts = kernel_profile(clf, repeat_run)
+    by = {op: us / runs for op, us in totals.items()}
     total = sum(by.values())
     print(f"  kernel time {total / 1e3:.3f} ms per call over {sum(counts.values())} nodes")
     for op, us in sorted(by.items(), key=lambda kv: -kv[1]):

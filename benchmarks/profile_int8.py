@@ -5,36 +5,23 @@
 Prints each op type's share of kernel time over 1000 emotion test texts.
 """
 
-import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import onnxruntime as ort
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import read_split  # noqa: E402
+from common import kernel_profile, read_split  # noqa: E402
 
 from emotion_onnx import EmotionClassifier
-from emotion_onnx.session import session_options
 
 texts, _ = read_split("test", 1000)
 for variant in sys.argv[2:]:
     clf = EmotionClassifier(sys.argv[1], variant=variant)
-    opts = session_options(optimized=clf.variant.optimized)
-    opts.enable_profiling = True
-    opts.profile_file_prefix = f"/tmp/emotion_onnx_profile_{variant}"
-    clf.session = ort.InferenceSession(
-        str(clf.manifest.directory / clf.variant.ref.file), opts, providers=["CPUExecutionProvider"]
-    )
-    clf.logits(texts)
-    path = clf.session.end_profiling()
-    ev = json.loads(Path(path).read_text())
-    Path(path).unlink()
-    by = defaultdict(float)
-    for e in ev:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            by[e["args"]["op_name"]] += e["dur"]
+
+    def classify_all(session, clf=clf) -> None:
+        clf.session = session
+        clf.logits(texts)
+
+    by, _ = kernel_profile(clf, classify_all)
     tot = sum(by.values())
     print(
         variant,

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, interleaved, median, percentile, read_split, write_results  # noqa: E402
+from common import RESULTS, interleaved, median, percentile, read_split, short_text, write_results  # noqa: E402
 
 COLD_START = """
 import sys, time
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats,
     )
     lengths = [len(e.ids) for e in clf.encoder.encode(texts)]
-    short = min((t for t in texts if 18 <= len(clf.encoder.encode([t])[0].ids) <= 22), key=len)
+    short = short_text(clf, texts)
     n_tokens = len(clf.encoder.encode([short])[0].ids)
     latencies = []
     for _ in range(30 if args.quick else 500):
