@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
             "test_accuracy": s_torch["accuracy"],
             "test_macro_f1": s_torch["macro_f1"],
             "ece_after": ece_after,
-            "note": "shipped",
         }
     ]
     attempts_md = "\n".join(
