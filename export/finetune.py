@@ -39,6 +39,7 @@ class FinetuneConfig:
     max_length: int = 128
     seed: int = 42
     class_weights: str = "none"
+    average_last: int = 1
     threads: int | None = None
     force: bool = False
 
@@ -64,6 +65,18 @@ def class_weights(labels: np.ndarray, n_classes: int, scheme: str) -> np.ndarray
     if scheme == "sqrt":
         w = np.sqrt(w)
     return w / (w[labels].mean())
+
+
+def average_states(states: list[dict]) -> dict:
+    """The uniform average of several state dicts of one model (checkpoint averaging). Floating
+    tensors are averaged; integer buffers (position ids) are taken from the last state."""
+    out = {}
+    for name, last in states[-1].items():
+        if last.is_floating_point():
+            out[name] = sum(s[name].double() for s in states).div(len(states)).to(last.dtype)
+        else:
+            out[name] = last.clone()
+    return out
 
 
 def resolve_labels(train: LabelledTexts, labels_file: Path | None) -> tuple[list[str], dict]:
@@ -238,7 +251,8 @@ def run_finetune(config: FinetuneConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_ratio * total)))
 
     epochs, step_losses = [], []
-    best, best_state, stale = -1.0, None, 0
+    best, best_state, best_span, stale = -1.0, None, None, 0
+    recent, avg_model = [], None  # the last `average_last` epochs' weights, for checkpoint averaging
     t_start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -271,14 +285,28 @@ def run_finetune(config: FinetuneConfig) -> dict:
             "lr_end": scheduler.get_last_lr()[0],
             "seconds": round(time.perf_counter() - t0, 1),
         }
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        candidates = [(s["macro_f1"], state, [epoch])]
+        recent = (recent + [state])[-config.average_last :]
+        if len(recent) > 1:
+            averaged = average_states(recent)
+            if avg_model is None:
+                avg_model = copy.deepcopy(model)
+            avg_model.load_state_dict(averaged)
+            sa = summary(y_val, _predict(avg_model, val_b, len(val.texts)).argmax(1), names)
+            span = list(range(epoch - len(recent) + 1, epoch + 1))
+            record["averaged"] = {"epochs": span, "val_accuracy": sa["accuracy"], "val_macro_f1": sa["macro_f1"]}
+            candidates.append((sa["macro_f1"], averaged, span))
         epochs.append(record)
         print(
             f"epoch {epoch}: train_loss={record['train_loss']:.4f} val_loss={val_loss:.4f} "
-            f"val_acc={s['accuracy']:.4f} val_macro_f1={s['macro_f1']:.4f}",
+            f"val_acc={s['accuracy']:.4f} val_macro_f1={s['macro_f1']:.4f}"
+            + (f" averaged{span}_macro_f1={sa['macro_f1']:.4f}" if "averaged" in record else ""),
             file=sys.stderr,
         )
-        if s["macro_f1"] > best:
-            best, best_state, stale = s["macro_f1"], copy.deepcopy(model.state_dict()), 0
+        top = max(candidates, key=lambda c: c[0])
+        if top[0] > best:
+            best, best_state, best_span, stale = top[0], top[1], top[2], 0
             best_epoch = epoch
         else:
             stale += 1
@@ -298,6 +326,7 @@ def run_finetune(config: FinetuneConfig) -> dict:
         "labels": names,
         "epochs": epochs,
         "best_epoch": best_epoch,
+        "best_weights": "epoch" if len(best_span) == 1 else "average of epochs " + ", ".join(map(str, best_span)),
         "class_weights": dict(zip(names, (round(float(w), 4) for w in weights))),
         "train_seconds": round(time.perf_counter() - t_start, 1),
         "validation": val_summary,

@@ -37,6 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="weight the loss toward rare classes: balanced = n/(k*count), sqrt = its square root",
     )
+    p.add_argument(
+        "--average-last",
+        type=int,
+        default=1,
+        metavar="K",
+        help="checkpoint averaging: after each epoch also score the mean of the last K epochs' weights on "
+        "validation, and keep whichever (one epoch or an average) has the best macro-F1 (default 1: off)",
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--force", action="store_true")
     p.add_argument("--export", action="store_true", help="export the result (gate included) into OUT/onnx")
@@ -51,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:
         quiet_third_party()
-    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise ExportInputError("--epochs and --batch-size must be positive and --lr above 0")
+    if args.epochs < 1 or args.batch_size < 1 or args.average_last < 1 or args.lr <= 0:
+        raise ExportInputError("--epochs, --batch-size and --average-last must be positive and --lr above 0")
     metrics = run_finetune(
         FinetuneConfig(
             train=args.train,
@@ -72,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             max_length=args.max_length,
             seed=args.seed,
             class_weights=args.class_weights,
+            average_last=args.average_last,
             threads=args.threads,
             force=args.force,
         )
@@ -79,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "out": str(args.out),
         "best_epoch": metrics["best_epoch"],
+        "best_weights": metrics["best_weights"],
         "validation": {k: metrics["validation"][k] for k in ("accuracy", "macro_f1")},
     }
     if "test" in metrics:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emotion_onnx.export.errors import ExportInputError
-from emotion_onnx.export.finetune import FinetuneConfig, class_weights, run_finetune
+from emotion_onnx.export.finetune import FinetuneConfig, average_states, class_weights, run_finetune
 from helpers import assert_clean_error, run_cli
 
 
@@ -93,6 +93,29 @@ def test_early_stopping_keeps_the_best_epoch(small_data, checkpoints, tmp_path):
     assert len(m["epochs"]) == 2
     assert m["best_epoch"] == 1
     assert m["validation"]["macro_f1"] == m["epochs"][0]["val_macro_f1"]
+
+
+def test_average_states():
+    import torch
+
+    a = {"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([0, 1])}
+    b = {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([0, 1])}
+    avg = average_states([a, b])
+    torch.testing.assert_close(avg["w"], torch.tensor([2.0, 4.0]))
+    assert avg["ids"].dtype == torch.int64 and avg["ids"].tolist() == [0, 1]
+
+
+def test_checkpoint_averaging_is_scored_and_kept_when_best(small_data, checkpoints, tmp_path):
+    m = run_finetune(_config(small_data, checkpoints, tmp_path / "avg", epochs=3, average_last=2, patience=3))
+    first, *later = m["epochs"]
+    assert "averaged" not in first
+    assert [e["averaged"]["epochs"] for e in later] == [[1, 2], [2, 3]]
+    # the saved checkpoint is the candidate with the best validation macro-F1, and says which it is
+    scores = {"epoch": max(e["val_macro_f1"] for e in m["epochs"])}
+    for e in later:
+        scores["average of epochs " + ", ".join(map(str, e["averaged"]["epochs"]))] = e["averaged"]["val_macro_f1"]
+    assert m["validation"]["macro_f1"] == pytest.approx(max(scores.values()), abs=1e-9)
+    assert scores[m["best_weights"]] == pytest.approx(max(scores.values()), abs=1e-9)
 
 
 def test_any_taxonomy_from_csv_with_label_order_file(checkpoints, tmp_path):
