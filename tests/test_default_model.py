@@ -67,3 +67,24 @@ def test_shipped_variant_is_batch_invariant(default_clf, texts, neighbours):
     batched = default_clf.logits([*texts, *neighbours])[: len(texts)]
     alone = np.vstack([default_clf.logits([t]) for t in texts])
     np.testing.assert_allclose(batched, alone, atol=1e-6, rtol=0)
+
+
+def _build_card():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_card", REPO / "models" / "build_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ece_sampling_floor():
+    floor = _build_card().ece_sampling_floor
+    # certain, one-hot probabilities: the drawn labels always equal the prediction, so no ECE at all
+    assert floor(np.eye(6)[np.arange(600) % 6], draws=20).max() == 0.0
+    # a coin flip over 2 classes: the ECE is |accuracy - 0.5|, binomial noise of about 0.4 / sqrt(n)
+    coin = np.full((2000, 2), 0.5)
+    noise = floor(coin, draws=400)
+    assert 0.004 < np.median(noise) < 0.012
+    # and it shrinks with more texts
+    assert np.median(floor(np.full((20000, 2), 0.5), draws=100)) < np.median(noise) / 2
