@@ -40,6 +40,7 @@ class FinetuneConfig:
     seed: int = 42
     class_weights: str = "none"
     average_last: int = 1
+    label_smoothing: float = 0.0
     threads: int | None = None
     force: bool = False
 
@@ -217,6 +218,8 @@ def run_finetune(config: FinetuneConfig) -> dict:
     out = Path(config.out)
     if out.exists() and any(out.iterdir()) and not config.force:
         raise ExportInputError(f"output directory {out} is not empty; pass --force to replace it")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ExportInputError(f"label smoothing must be in [0, 1), got {config.label_smoothing}")
     train = read_labelled(config.train, config.text_field, config.label_field)
     val = read_labelled(config.validation, config.text_field, config.label_field)
     test = read_labelled(config.test, config.text_field, config.label_field) if config.test else None
@@ -234,7 +237,8 @@ def run_finetune(config: FinetuneConfig) -> dict:
     lengths = [len(ids) for ids in train_b.ids]
     weights = class_weights(y_train, len(names), config.class_weights)
     loss_fn = torch.nn.CrossEntropyLoss(
-        weight=None if config.class_weights == "none" else torch.as_tensor(weights, dtype=torch.float32)
+        weight=None if config.class_weights == "none" else torch.as_tensor(weights, dtype=torch.float32),
+        label_smoothing=config.label_smoothing,
     )
 
     steps_per_epoch = math.ceil(len(train.texts) / config.batch_size)

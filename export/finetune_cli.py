@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="weight the loss toward rare classes: balanced = n/(k*count), sqrt = its square root",
     )
     p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        metavar="EPS",
+        help="train on targets (1 - EPS) one-hot + EPS uniform (default 0: plain cross-entropy)",
+    )
+    p.add_argument(
         "--average-last",
         type=int,
         default=1,
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             class_weights=args.class_weights,
             average_last=args.average_last,
+            label_smoothing=args.label_smoothing,
             threads=args.threads,
             force=args.force,
         )

@@ -87,6 +87,16 @@ def test_weighted_loss_changes_training(small_data, checkpoints, tmp_path):
     assert weighted["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]
 
 
+def test_label_smoothing_changes_the_loss(small_data, checkpoints, tmp_path):
+    plain = run_finetune(_config(small_data, checkpoints, tmp_path / "plain", epochs=1))
+    smooth = run_finetune(_config(small_data, checkpoints, tmp_path / "ls", epochs=1, label_smoothing=0.1))
+    # a smoothed target cannot be fitted to zero loss, so the training loss sits higher
+    assert smooth["epochs"][0]["train_loss"] > plain["epochs"][0]["train_loss"]
+    assert smooth["config"]["label_smoothing"] == 0.1
+    with pytest.raises(ExportInputError, match=r"label smoothing must be in \[0, 1\), got 1.0"):
+        run_finetune(_config(small_data, checkpoints, tmp_path / "bad", epochs=1, label_smoothing=1.0))
+
+
 def test_early_stopping_keeps_the_best_epoch(small_data, checkpoints, tmp_path):
     # a vanishing learning rate cannot improve macro-F1, so patience 1 stops after epoch 2
     m = run_finetune(_config(small_data, checkpoints, tmp_path / "es", epochs=5, lr=1e-12, patience=1))
