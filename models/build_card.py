@@ -111,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         for e in metrics["epochs"]
     )
     weighting = cfg.get("class_weights", "none")
-    weights_flag = "" if weighting == "none" else f" --class-weights {weighting}"
+    extra_flags = "" if weighting == "none" else f" --class-weights {weighting}"
     average_last = cfg.get("average_last", 1)
     if average_last > 1:
-        weights_flag += f" --average-last {average_last}"
+        extra_flags += f" --average-last {average_last}"
     if cfg["patience"] != 2:
-        weights_flag += f" --patience {cfg['patience']}"
+        extra_flags += f" --patience {cfg['patience']}"
     kept = metrics.get("best_weights", "epoch")
     kept_text = f"epoch **{metrics['best_epoch']}**" if kept == "epoch" else f"the **{kept}**"
     averaging_text = (
@@ -130,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         per_class_w = ", ".join(f"{k} {w:.2f}" for k, w in metrics["class_weights"].items())
         loss_text = f"cross-entropy with {weighting} class weights ({per_class_w})"
     if cfg.get("label_smoothing", 0.0):
-        weights_flag += f" --label-smoothing {cfg['label_smoothing']}"
+        extra_flags += f" --label-smoothing {cfg['label_smoothing']}"
         loss_text += f", label smoothing {cfg['label_smoothing']}"
     recipe = (
         f"emotion-onnx finetune ... --epochs {cfg['epochs']} --lr {cfg['lr']} --batch-size {cfg['batch_size']} "
-        f"--seed {cfg['seed']}{weights_flag} --export"
+        f"--seed {cfg['seed']}{extra_flags} --export"
     )
     attempts = json.loads((card_dir / "attempts.json").read_text()) if (card_dir / "attempts.json").is_file() else []
     attempts = [a for a in attempts if a.get("command") != recipe] + [
@@ -187,7 +187,7 @@ the uncontended session-1 run below needed 3.9 minutes per epoch):
 emotion-onnx finetune --train ../shared/data/emotion/train.jsonl \\
     --validation ../shared/data/emotion/validation.jsonl --test ../shared/data/emotion/test.jsonl \\
     --out build/{args.name} --epochs {cfg["epochs"]} --lr {cfg["lr"]} --batch-size {cfg["batch_size"]} \\
-    --seed {cfg["seed"]}{weights_flag} --export --force
+    --seed {cfg["seed"]}{extra_flags} --export --force
 python models/build_card.py build/{args.name}    # this card, the logits, runtime/default_model/
 ```
 
