@@ -311,13 +311,13 @@ def run_finetune(config: FinetuneConfig) -> dict:
         top = max(candidates, key=lambda c: c[0])
         if top[0] > best:
             best, best_state, best_span, stale = top[0], top[1], top[2], 0
-            best_epoch = epoch
         else:
             stale += 1
             if stale >= config.patience:
                 break
 
     model.load_state_dict(best_state)
+    best_epoch = best_span[-1]  # the epoch that found it: a single epoch, or the last of an averaged span
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "checkpoint").mkdir(parents=True)
