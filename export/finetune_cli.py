@@ -45,6 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train on targets (1 - EPS) one-hot + EPS uniform (default 0: plain cross-entropy)",
     )
     p.add_argument(
+        "--focal-gamma",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="focal loss -(1 - p)^G log p instead of cross-entropy (default 0: plain cross-entropy); "
+        "not combined with --label-smoothing",
+    )
+    p.add_argument(
         "--average-last",
         type=int,
         default=1,
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             class_weights=args.class_weights,
             average_last=args.average_last,
             label_smoothing=args.label_smoothing,
+            focal_gamma=args.focal_gamma,
             threads=args.threads,
             force=args.force,
         )
