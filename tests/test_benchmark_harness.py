@@ -107,6 +107,8 @@ def test_single_text_chain_probe_quick(tiny_model, tmp_path):
         and "Div" not in ops
         and ops.count("MatMulIntegerToFloat") == before.count("MatMulIntegerToFloat")
     )
+    # every GEMM's row rescale Mul became an Identity
+    assert ops.count("Identity") - before.count("Identity") == before.count("MatMulIntegerToFloat")
     _run_quick("single_text_chain.py", tmp_path, "--model", str(tiny_model), "--name", "t")
     data = json.loads((tmp_path / "single_text_chain_t.json").read_text())
     assert data["nodes_removed_in_probe"] == removed
