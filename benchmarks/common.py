@@ -70,6 +70,18 @@ def interleaved(systems: dict[str, Callable[[], None]], repeats: int) -> dict[st
     return times
 
 
+def timed(fn: Callable[[], object], runs: int, warmup: int = 20) -> list[float]:
+    """`warmup` untimed calls of fn, then the wall time of each of `runs` calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

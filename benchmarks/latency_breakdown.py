@@ -11,22 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import kernel_profile, percentile, read_split, short_text  # noqa: E402
-
-
-def timed(fn, runs: int) -> list[float]:
-    for _ in range(20):
-        fn()
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+from common import kernel_profile, percentile, read_split, short_text, timed  # noqa: E402
 
 
 def breakdown(clf, texts: list[str], runs: int) -> None:

@@ -20,13 +20,15 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, median, percentile, read_split, short_text, write_results  # noqa: E402
+from common import REPO, RESULTS, median, percentile, read_split, short_text, timed, write_results  # noqa: E402
 
 
 def strip_row_scales(src: Path, dst: Path) -> int:
     """Write the timing probe of `src` to `dst`; return how many nodes it removed."""
     import onnx
     from onnx import helper
+
+    from emotion_onnx.export.per_token_int8 import drop_dead_nodes
 
     model = onnx.load(str(src))
     graph = model.graph
@@ -38,16 +40,12 @@ def strip_row_scales(src: Path, dst: Path) -> int:
         if node.op_type == "Mul" and node.name.startswith("rescale"):
             node = helper.make_node("Identity", [node.input[0]], list(node.output), name=node.name)
         nodes.append(node)
-    live, kept = {o.name for o in graph.output}, []
-    for node in reversed(nodes):  # drop what nothing reads any more (Abs, ReduceMax, Div)
-        if any(out in live for out in node.output):
-            kept.append(node)
-            live.update(node.input)
-    removed = len(graph.node) - len(kept)
+    before = len(nodes)
     del graph.node[:]
-    graph.node.extend(reversed(kept))
+    graph.node.extend(nodes)
+    drop_dead_nodes(graph)  # what nothing reads any more: Abs, ReduceMax, Div
     onnx.save(model, str(dst))
-    return removed
+    return before - len(graph.node)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.calls = 1, 5
-    import time
-
     import onnxruntime as ort
 
     from emotion_onnx import EmotionClassifier
@@ -94,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {name: [] for name in systems}
     for _ in range(args.rounds):
         for name, fn in systems.items():
-            for _ in range(20):
-                fn()
-            for _ in range(args.calls):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+            times[name] += timed(fn, args.calls)
     tmp.cleanup()
     rows = {
         name: {"p50_ms": median(t) * 1e3, "p99_ms": percentile(t, 99) * 1e3, "calls": len(t)}

@@ -64,6 +64,19 @@ class PerTokenSettings:
         }
 
 
+def drop_dead_nodes(graph) -> None:
+    """Remove the nodes of an ONNX graph whose outputs nothing reads, directly or through
+    other nodes, up to the graph outputs."""
+    live = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(list(graph.node)):
+        if any(out in live for out in node.output):
+            kept.append(node)
+            live.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+
+
 class _Rewriter:
     def __init__(self, model, settings: PerTokenSettings):
         from onnx import numpy_helper
@@ -317,19 +330,8 @@ class _Rewriter:
         fast = helper.make_node("FastGelu", list(node.input), list(node.output), name=self.uid("FastGelu"), domain=MS)
         return [fast]
 
-    def drop_dead_nodes(self) -> None:
-        """Remove nodes whose outputs nothing reads (the python fusions leave some behind)."""
-        live = {o.name for o in self.graph.output}
-        kept = []
-        for node in reversed(list(self.graph.node)):
-            if any(out in live for out in node.output):
-                kept.append(node)
-                live.update(node.input)
-        del self.graph.node[:]
-        self.graph.node.extend(reversed(kept))
-
     def run(self) -> None:
-        self.drop_dead_nodes()
+        drop_dead_nodes(self.graph)  # the python fusions leave some behind
         handlers = {
             ("", "MatMul"): self.rewrite_matmul,
             (MS, "Attention"): self.rewrite_attention,
