@@ -115,6 +115,9 @@ class EmotionClassifier:
         n = len(encodings)
         if n == 0:
             return self.forward([])
+        if n == 1:  # one batch of one: no plan, no scatter (the same session.run on the same inputs)
+            out_logits, out_embeds = self.session.run(self._outputs, self.encoder.pad(encodings))
+            return out_logits, out_embeds
         logits = np.empty((n, len(self.labels)), dtype=np.float32)
         embeds = np.empty((n, self.embedding_dim), dtype=np.float32)
         lengths = [len(e.ids) for e in encodings]
@@ -185,9 +188,12 @@ class EmotionClassifier:
 
     def rank(self, probs_row: np.ndarray, top_k: int | None) -> list[dict[str, Any]]:
         """[{"label", "score"}] sorted by score, best first, cut to top_k (None: all labels)."""
-        order = np.argsort(-probs_row, kind="stable")
-        if top_k is not None:
-            order = order[:top_k]
+        if top_k == 1:  # argmax takes the first of tied scores, as the stable sort below does
+            order = [int(probs_row.argmax())]
+        else:
+            order = np.argsort(-probs_row, kind="stable")
+            if top_k is not None:
+                order = order[:top_k]
         return [{"label": self.labels[i], "score": float(probs_row[i])} for i in order]
 
     def __call__(self, inputs: Any, top_k: int | None = _UNSET, calibrated: bool = True) -> list:

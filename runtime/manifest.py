@@ -14,6 +14,7 @@ from .errors import ManifestError, ModelNotFoundError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the inputs the runtime can build
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,12 @@ def parse_manifest(data: dict[str, Any], directory: Path) -> Manifest:
     inputs = _need(data, "inputs", list, "")
     if "input_ids" not in inputs or "attention_mask" not in inputs:
         raise ManifestError("manifest.json: 'inputs' must include input_ids and attention_mask")
+    unknown = [name for name in inputs if name not in MODEL_INPUTS]
+    if unknown:
+        raise ManifestError(
+            f"manifest.json: unsupported input(s) {', '.join(map(str, unknown))}; this runtime feeds "
+            f"{', '.join(MODEL_INPUTS)}"
+        )
     outputs = _need(data, "outputs", dict, "")
     emb = _need(data, "embedding", dict, "")
     tok = _need(data, "tokenizer", dict, "")

@@ -70,6 +70,19 @@ def test_softmax_is_stable_for_extreme_logits():
     np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-12)
 
 
+def test_one_row_softmax_equals_the_batch_softmax():
+    """A single row takes a numpy-free path; it must agree with the batch path row for row."""
+    rng = np.random.default_rng(0)
+    logits = np.concatenate([rng.normal(0, 8, (50, 6)), [[1e4, -1e4, 0, 0, 0, 0], [-1e30] * 6]])
+    for t in (0.4, 1.0, 1.283):
+        batch = softmax(logits, t)
+        rows = np.concatenate([softmax(logits[i : i + 1], t) for i in range(len(logits))])
+        assert rows.shape == batch.shape and rows.dtype == batch.dtype
+        np.testing.assert_allclose(rows, batch, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="temperature"):
+        softmax(logits[:1], 0)
+
+
 def test_embed_comes_from_the_same_pass(clf):
     texts = ["i love my dog", "this is terrifying"]
     logits, raw = clf.forward(texts)
@@ -149,6 +162,29 @@ def test_empty_inputs(clf):
     # the empty string is a text like any other ([CLS] [SEP]), as in the reference pipeline
     (result,) = clf("")
     assert result["label"] in LABELS and 0 < result["score"] <= 1
+
+
+@pytest.mark.parametrize("inputs", [["input_ids", "attention_mask"], ["input_ids", "attention_mask", "token_type_ids"]])
+def test_one_text_inputs_equal_the_batch_path(clf, inputs):
+    """One text skips padding; its arrays must equal a row of the padded batch path."""
+    from dataclasses import replace
+
+    from emotion_onnx.tokenization import TextEncoder
+
+    encoder = TextEncoder(replace(clf.manifest, input_names=inputs))
+    short, long = encoder.encode(["i am fine", "i am fine but a little tired of all this"])
+    one, batch = encoder.pad([short]), encoder.pad([short, long])
+    assert list(one) == list(batch) == inputs
+    width = len(short.ids)
+    for name in inputs:
+        assert one[name].dtype == batch[name].dtype == np.int64
+        assert np.array_equal(one[name][0], batch[name][0, :width])
+    assert clf.forward_encodings([short])[0].shape == (1, len(LABELS))
+
+
+def test_top1_takes_the_first_of_tied_scores(clf):
+    row = np.array([0.1, 0.35, 0.35, 0.1, 0.05, 0.05])
+    assert clf.rank(row, 1) == clf.rank(row, None)[:1] == [{"label": LABELS[1], "score": 0.35}]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

@@ -112,6 +112,7 @@ def test_missing_directory_and_manifest(tmp_path):
         (lambda m: m.update(default_variant="fp16"), "default_variant 'fp16'"),
         (lambda m: m["tokenizer"].update(max_length=4096), "max_length"),
         (lambda m: m["variants"]["int8"].update(temperature=0), "temperature"),
+        (lambda m: m["inputs"].append("position_ids"), "unsupported input.s. position_ids"),
     ],
 )
 def test_malformed_manifest(model_copy, edit, fragment):
