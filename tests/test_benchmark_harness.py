@@ -30,6 +30,11 @@ def test_quick_run_writes_results(script, tiny_model, tmp_path):
     assert data["machine"]["cpus_usable"] >= 1
     assert (tmp_path / f"{stem}.md").read_text().startswith(("Runtime speed", "INT8 schemes"))
     assert (tmp_path / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    if script == "runtime_speed.py":  # one latency block per throughput round, each with bare session.run
+        single = data["single_text"]
+        assert len(single["block_p50_ms"]) == len(single["session_run_block_p50_ms"]) == data["repeats"]
+        assert single["n"] == 30 * data["repeats"]
+        assert "bare `session.run`" in (tmp_path / f"{stem}.md").read_text()
     if script == "int8_schemes.py":
         assert data["schemes"]["per-token"]["batch_invariant"] is True
         assert data["schemes"]["dynamic-per-channel"]["batch_invariant"] is False
@@ -114,3 +119,4 @@ def test_single_text_chain_probe_quick(tiny_model, tmp_path):
     assert data["nodes_removed_in_probe"] == removed
     assert set(data["latency"]) >= {"per-token int8 (shipped)", "probe: per-row ops removed", "clf([text]), shipped"}
     assert (tmp_path / "single_text_chain_t.png").read_bytes()[:4] == b"\x89PNG"
+
