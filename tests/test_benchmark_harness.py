@@ -120,3 +120,13 @@ def test_single_text_chain_probe_quick(tiny_model, tmp_path):
     assert set(data["latency"]) >= {"per-token int8 (shipped)", "probe: per-row ops removed", "clf([text]), shipped"}
     assert (tmp_path / "single_text_chain_t.png").read_bytes()[:4] == b"\x89PNG"
 
+
+def test_host_state_trace_quick(tiny_model, tmp_path):
+    _run_quick("host_state.py", tmp_path, "--model", str(tiny_model), "--name", "t")
+    data = json.loads((tmp_path / "host_state_t.json").read_text())
+    assert len(data["samples"]) == 3
+    for sample in data["samples"]:
+        assert sample["session_run_p50_ms"] > 0 and sample["clf_p50_ms"] > 0 and sample["copy_gb_s"] > 0
+    assert 0 <= data["summary"]["share_of_samples_clf_within_goal"] <= 1
+    assert (tmp_path / "host_state_t.md").read_text().startswith("Host state trace")
+    assert (tmp_path / "host_state_t.png").read_bytes()[:4] == b"\x89PNG"
