@@ -15,7 +15,6 @@ benchmarks/results/host_state[_NAME].{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,42 +23,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, median, percentile, read_split, short_text, write_results  # noqa: E402
-from cpu_peak import CLOCK_C  # noqa: E402
+from common import REPO, RESULTS, median, percentile, read_split, short_text, timed, write_results  # noqa: E402
+from cpu_peak import compile_clock, run_clock  # noqa: E402
 
 GOAL_MS = 5.0
 
 
-def clock_probe(workdir: Path):
-    """A function returning the clock in GHz from one run of the dependent-add chain, or None
-    when gcc is missing."""
-    src, exe = workdir / "clock.c", workdir / "clock"
-    src.write_text(CLOCK_C)
-    try:
-        subprocess.run(["gcc", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return lambda: float(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()[0])
-
-
 def p50_ms(fn, calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return percentile(times, 50) * 1e3
+    return percentile(timed(fn, calls, warmup=0), 50) * 1e3
 
 
 def copy_gbs(src: np.ndarray, dst: np.ndarray, repeats: int = 5) -> float:
-    best = min(_timed_copy(src, dst) for _ in range(repeats))
+    best = min(timed(lambda: np.copyto(dst, src), repeats, warmup=0))
     return 2 * src.nbytes / best / 1e9  # read + write
-
-
-def _timed_copy(src: np.ndarray, dst: np.ndarray) -> float:
-    t0 = time.perf_counter()
-    np.copyto(dst, src)
-    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     dst = np.empty_like(src)
     samples = []
     with tempfile.TemporaryDirectory() as tmp:
-        clock = clock_probe(Path(tmp))
+        clock_exe = compile_clock(Path(tmp))
         start = time.perf_counter()
         while (len(samples) < 3) if args.quick else (time.perf_counter() - start < args.seconds):
             samples.append(
@@ -92,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                     "t_s": time.perf_counter() - start,
                     "session_run_p50_ms": p50_ms(lambda: clf.session.run(clf._outputs, feeds), calls),
                     "clf_p50_ms": p50_ms(lambda: clf([text]), calls),
-                    "clock_ghz": clock() if clock and not args.quick else None,
+                    "clock_ghz": run_clock(clock_exe) if clock_exe and not args.quick else None,
                     "copy_gb_s": copy_gbs(src, dst),
                 }
             )
