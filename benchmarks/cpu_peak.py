@@ -50,15 +50,122 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def compile_clock(workdir: Path) -> Path | None:
-    """The dependent-add chain compiled with gcc into `workdir`, or None when gcc is missing."""
-    src, exe = workdir / "clock.c", workdir / "clock"
-    src.write_text(CLOCK_C)
+THROUGHPUT_C = r"""
+#include <stdio.h>
+#include <time.h>
+#define N 2048
+float x[N];
+int main(void) {
+    for (int i = 0; i < N; i++) x[i] = (float)i * 1e-3f;
+    long reps = 4000000;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long r = 0; r < reps; r++) {
+        for (int i = 0; i < N; i++) x[i] = x[i] * 0.999f + 0.001f;
+        __asm__ volatile("" ::: "memory");
+        if (r == 0) {  /* calibrate to about 0.15 s */
+            struct timespec c;
+            clock_gettime(CLOCK_MONOTONIC, &c);
+            double one = (c.tv_sec - a.tv_sec) + (c.tv_nsec - a.tv_nsec) / 1e9;
+            if (one > 0 && 0.15 / one < reps) reps = (long)(0.15 / one) + 1;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("%f %f\n", 2.0 * N * reps / s / 1e9, x[7]);
+    return 0;
+}
+"""
+
+
+PINGPONG_C = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+static _Atomic long flag __attribute__((aligned(64)));
+static long rounds = 100000;
+static int cpu_a, cpu_b;
+static void pin(int c) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(c, &s);
+    pthread_setaffinity_np(pthread_self(), sizeof s, &s);
+}
+static void *pong(void *arg) {
+    pin(cpu_b);
+    for (long i = 0; i < rounds; i++) {
+        while (atomic_load_explicit(&flag, memory_order_acquire) != 2 * i + 1) ;
+        atomic_store_explicit(&flag, 2 * i + 2, memory_order_release);
+    }
+    return arg;
+}
+int main(int argc, char **argv) {
+    cpu_a = argc > 2 ? atoi(argv[1]) : 0;
+    cpu_b = argc > 2 ? atoi(argv[2]) : 1;
+    pthread_t t;
+    pin(cpu_a);
+    pthread_create(&t, 0, pong, 0);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < rounds; i++) {
+        atomic_store_explicit(&flag, 2 * i + 1, memory_order_release);
+        while (atomic_load_explicit(&flag, memory_order_acquire) != 2 * i + 2) ;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    pthread_join(t, 0);
+    double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("%f\n", s / rounds / 2 * 1e9);
+    return 0;
+}
+"""
+
+
+def compile_c(workdir: Path, name: str, source: str, *flags: str) -> Path | None:
+    """`source` compiled with gcc into `workdir`/`name`, or None when gcc (or the flags) fail."""
+    src, exe = workdir / f"{name}.c", workdir / name
+    src.write_text(source)
     try:
-        subprocess.run(["gcc", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+        subprocess.run(["gcc", *flags, "-o", str(exe), str(src)], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return exe
+
+
+def compile_clock(workdir: Path) -> Path | None:
+    """The dependent-add chain compiled with gcc into `workdir`, or None when gcc is missing."""
+    return compile_c(workdir, "clock", CLOCK_C, "-O1")
+
+
+def compile_throughput(workdir: Path) -> Path | None:
+    """A vectorised multiply-add over an L1-resident array (about 0.15 s per run): throughput-bound,
+    so it slows down when another thread shares its physical core."""
+    return compile_c(workdir, "throughput", THROUGHPUT_C, "-O2", "-march=native")
+
+
+def compile_pingpong(workdir: Path) -> Path | None:
+    """Two threads pinned to two CPUs handing one cache line back and forth: prints the one-way
+    core-to-core latency in ns (tens of ns when the CPUs share a cache, hundreds when they do not)."""
+    return compile_c(workdir, "pingpong", PINGPONG_C, "-O2", "-pthread")
+
+
+def run_pingpong(exe: Path, cpus: list[int]) -> float:
+    """One-way core-to-core latency in ns between cpus[0] and cpus[1] (about 0.05 s per run)."""
+    out = subprocess.run([str(exe), *map(str, cpus)], capture_output=True, text=True, check=True).stdout
+    return float(out.split()[0])
+
+
+def run_pinned(exe: Path, cpus: list[int]) -> list[float]:
+    """GFLOP/s of `exe` run once on each CPU in `cpus`, all at the same time, each pinned to its CPU."""
+
+    def pin(cpu: int):
+        return lambda: os.sched_setaffinity(0, {cpu})
+
+    procs = [subprocess.Popen([str(exe)], stdout=subprocess.PIPE, text=True, preexec_fn=pin(c)) for c in cpus]
+    return [float(p.communicate()[0].split()[0]) for p in procs]
 
 
 def run_clock(exe: Path) -> float:
