@@ -1,0 +1,146 @@
+"""Calibrators and ensembles over finished training runs, on the real test split.
+
+    python models/compare_calibrators.py RUN_DIR [RUN_DIR ...] [--variant fp32] [--max-subsets 200]
+                                         [--out calibrators.json]
+
+Each RUN_DIR is the output of `emotion-onnx finetune ... --export` (its onnx/ directory holds
+the manifest). For every run, the variant's logits on the validation and test splits come from
+the runtime itself. Each calibrator is fitted on validation only and scored on test:
+- `temperature`: one temperature, as the manifest ships (emotion_onnx.calibration.fit_temperature);
+- `vector`: a scale and a bias per class (vector scaling, Guo et al. 2017), fitted by
+  minimising validation NLL;
+- `oracle temperature`: the temperature best for test ECE, chosen on test itself; a lower bound
+  for any single temperature, not a fair figure.
+Ensembles average the logits of every subset of two or more runs (up to --max-subsets of them,
+smallest first, plus all runs together) and are then calibrated by one temperature. Results:
+a markdown table on stdout and, with --out, JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "emotion"
+
+
+def read_split(data: Path, split: str) -> tuple[list[str], np.ndarray]:
+    rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows])
+
+
+def fit_vector_scaling(logits: np.ndarray, labels: np.ndarray, steps: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class scale w and bias b minimising the NLL of softmax(logits * w + b); convex, so plain
+    gradient descent with a backtracking step reaches the optimum. Starts from one temperature."""
+    from emotion_onnx.calibration import fit_temperature, log_softmax
+
+    n, k = logits.shape
+    onehot = np.eye(k)[labels]
+
+    def loss(w, b):
+        return -(log_softmax(logits * w + b) * onehot).sum() / n
+
+    w, b = np.full(k, 1.0 / fit_temperature(logits, labels)), np.zeros(k)
+    step, current = 1.0, loss(w, b)
+    for _ in range(steps):
+        z = logits * w + b
+        g = (np.exp(log_softmax(z)) - onehot) / n
+        gw, gb = (g * logits).sum(axis=0), g.sum(axis=0)
+        while step > 1e-8:
+            nw, nb = w - step * gw, b - step * gb
+            new = loss(nw, nb)
+            if new <= current - 0.5 * step * (gw @ gw + gb @ gb):
+                w, b, current, step = nw, nb, new, step * 2
+                break
+            step /= 2
+        else:
+            break
+    return w, b
+
+
+def scores(y: np.ndarray, labels: list[str], probs: np.ndarray) -> dict:
+    from emotion_onnx.calibration import ece
+    from emotion_onnx.export.metrics import summary
+
+    s = summary(y, probs.argmax(axis=1), labels)
+    return {"accuracy": s["accuracy"], "macro_f1": s["macro_f1"], "ece": ece(probs, y)}
+
+
+def evaluate(name: str, val: np.ndarray, test: np.ndarray, vy: np.ndarray, ty: np.ndarray, labels, vector: bool):
+    from emotion_onnx.calibration import ece, fit_temperature, softmax
+
+    t = fit_temperature(val, vy)
+    rows = [{"model": name, "calibrator": "none", **scores(ty, labels, softmax(test))}]
+    rows.append({"model": name, "calibrator": "temperature", "T": t, **scores(ty, labels, softmax(test, t))})
+    if vector:
+        w, b = fit_vector_scaling(val, vy)
+        rows.append(
+            {
+                "model": name,
+                "calibrator": "vector",
+                "scale": w.tolist(),
+                "bias": b.tolist(),
+                **scores(ty, labels, softmax(test * w + b)),
+            }
+        )
+    grid = np.append(np.arange(0.3, 3.0, 0.01), t)  # the fitted temperature too, so the bound holds
+    best = min(grid, key=lambda tt: ece(softmax(test, tt), ty))
+    oracle = scores(ty, labels, softmax(test, best))
+    rows.append({"model": name, "calibrator": "oracle temperature", "T": float(best), **oracle})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("--variant", default="fp32")
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--max-subsets", type=int, default=200)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+
+    from emotion_onnx import EmotionClassifier
+
+    vt, vy = read_split(args.data, "validation")
+    tt, ty = read_split(args.data, "test")
+    logits, labels = {}, None
+    for run in args.runs:
+        clf = EmotionClassifier(run / "onnx", variant=args.variant)
+        if labels is not None and clf.labels != labels:
+            raise SystemExit(f"{run}: labels {clf.labels} differ from {labels}")
+        labels = clf.labels
+        logits[run.name] = (clf.logits(vt), clf.logits(tt))
+
+    rows = []
+    for name, (val, test) in logits.items():
+        rows += evaluate(name, val, test, vy, ty, labels, vector=True)
+    names = list(logits)
+    subsets = [c for k in range(2, len(names)) for c in itertools.combinations(names, k)][: args.max_subsets]
+    if len(names) > 1:
+        subsets.append(tuple(names))
+    for combo in subsets:
+        val = np.mean([logits[n][0] for n in combo], axis=0)
+        test = np.mean([logits[n][1] for n in combo], axis=0)
+        rows += evaluate("+".join(combo), val, test, vy, ty, labels, vector=False)
+
+    print("| model | calibrator | accuracy | macro-F1 | ECE (15 bins) |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['calibrator']} | {r['accuracy']:.2%} | {r['macro_f1']:.2%} | {r['ece']:.2%} |")
+    fitted = [r for r in rows if r["calibrator"] in ("temperature", "vector")]
+    best = min(fitted, key=lambda r: r["ece"])
+    print(
+        f"\nLowest test ECE of a calibrator fitted on validation: {best['ece']:.2%} "
+        f"({best['model']}, {best['calibrator']})."
+    )
+    if args.out:
+        args.out.write_text(json.dumps({"variant": args.variant, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
