@@ -154,7 +154,8 @@ def compile_pingpong(workdir: Path) -> Path | None:
 
 def run_pingpong(exe: Path, cpus: list[int]) -> float:
     """One-way core-to-core latency in ns between cpus[0] and cpus[1] (about 0.05 s per run)."""
-    out = subprocess.run([str(exe), *map(str, cpus)], capture_output=True, text=True, check=True).stdout
+    # a timeout in case the two threads ever end up on one CPU, where each hand-off waits for a time slice
+    out = subprocess.run([str(exe), *map(str, cpus)], capture_output=True, text=True, check=True, timeout=60).stdout
     return float(out.split()[0])
 
 
@@ -165,7 +166,7 @@ def run_pinned(exe: Path, cpus: list[int]) -> list[float]:
         return lambda: os.sched_setaffinity(0, {cpu})
 
     procs = [subprocess.Popen([str(exe)], stdout=subprocess.PIPE, text=True, preexec_fn=pin(c)) for c in cpus]
-    return [float(p.communicate()[0].split()[0]) for p in procs]
+    return [float(p.communicate(timeout=60)[0].split()[0]) for p in procs]
 
 
 def run_clock(exe: Path) -> float:
