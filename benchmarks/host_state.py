@@ -3,12 +3,15 @@ memory bandwidth, the CPU pair's parallel throughput and its core-to-core latenc
 few seconds.
 
     python benchmarks/host_state.py [--model build/distilbert-base] [--name distilbert-base]
-                                    [--seconds 200] [--interval 3] [--quick]
+                                    [--seconds 200] [--interval 3] [--also-variant int8-per-tensor]
+                                    [--quick]
 
 Each sample times 30 calls each of bare `session.run` and `clf([text])` on the single-text
 probe (the shortest 18-22-token test text, as in runtime_speed.py), and 30 calls of the same
-`session.run` on a second session limited to 1 thread. Then it measures the host, on the first
-two CPUs this process may use (probes compiled with gcc; cpu_peak.py holds them):
+`session.run` on a second session limited to 1 thread (and, with --also-variant, the bare
+`session.run` of another variant from the same manifest, 2 threads, for comparison). Then it
+measures the host, on the first two CPUs this process may use (probes compiled with gcc;
+cpu_peak.py holds them):
 - the clock: a chain of dependent adds;
 - the bandwidth of a 64 MB numpy copy;
 - the CPU pair ratio: a throughput-bound multiply-add kernel pinned to each CPU alone, then to
@@ -85,6 +88,9 @@ def group(samples: list[dict], near: bool) -> dict:
         "session_run_p50_ms": median([s["session_run_p50_ms"] for s in chosen]),
         "session_run_1thread_p50_ms": median([s["session_run_1thread_p50_ms"] for s in chosen]),
         "clf_p50_ms": median([s["clf_p50_ms"] for s in chosen]),
+        "also_variant_p50_ms": median([s["also_variant_p50_ms"] for s in chosen])
+        if chosen[0]["also_variant_p50_ms"] is not None
+        else None,
         "share_clf_within_goal": sum(s["clf_p50_ms"] <= GOAL_MS for s in chosen) / len(chosen),
         "pair_ratio": median([s["cpu_pair"]["pair_ratio"] for s in chosen if s["cpu_pair"]] or [float("nan")]),
     }
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="distilbert-base")
     p.add_argument("--seconds", type=float, default=200.0)
     p.add_argument("--interval", type=float, default=3.0, help="pause between samples")
+    p.add_argument("--also-variant", help="also time this manifest variant's bare session.run (2 threads)")
     p.add_argument("--quick", action="store_true", help="3 samples of 5 calls: checks the script, not the host")
     args = p.parse_args(argv)
 
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     clf = EmotionClassifier(args.model)
     one_thread = EmotionClassifier(args.model, intra_op_threads=1)
+    also = EmotionClassifier(args.model, variant=args.also_variant) if args.also_variant else None
     texts, _ = read_split("test", 200 if args.quick else None)
     text = short_text(clf, texts)
     feeds = clf.encoder.pad(clf.encoder.encode([text]))
@@ -110,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(20):
         clf([text])
         one_thread.session.run(one_thread._outputs, feeds)
+        if also:
+            also.session.run(also._outputs, also.encoder.pad(also.encoder.encode([text])))
+    also_feeds = also.encoder.pad(also.encoder.encode([text])) if also else None
     cpus = sorted(os.sched_getaffinity(0))[:2]
     src = np.ones((8 if args.quick else 64) * 2**20 // 8)
     dst = np.empty_like(src)
@@ -128,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                     "session_run_1thread_p50_ms": p50_ms(
                         lambda: one_thread.session.run(one_thread._outputs, feeds), calls
                     ),
+                    "also_variant_p50_ms": p50_ms(lambda: also.session.run(also._outputs, also_feeds), calls)
+                    if also
+                    else None,
                     "core_to_core_ns": core_to_core_ns(pingpong_exe, cpus),
                     "clock_ghz": run_clock(clock_exe) if clock_exe and not args.quick else None,
                     "copy_gb_s": copy_gbs(src, dst),
@@ -145,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         "model": str(args.model),
         "variant": clf.variant.name,
+        "also_variant": args.also_variant,
         "tokens": len(clf.encoder.encode([text])[0].ids),
         "calls_per_sample": calls,
         "cpus": cpus,
@@ -153,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             "session_run_p50_ms": spread(run),
             "clf_p50_ms": spread(whole),
             "session_run_1thread_p50_ms": spread([s["session_run_1thread_p50_ms"] for s in samples]),
+            "also_variant_p50_ms": spread([s["also_variant_p50_ms"] for s in samples]) if also else None,
             "share_of_samples_clf_within_goal": sum(x <= GOAL_MS for x in whole) / len(whole),
             "clock_ghz": spread(clocks),
             "copy_gb_s": spread([s["copy_gb_s"] for s in samples]),
@@ -187,6 +203,7 @@ def report(data: dict, model_name: str) -> str:
         + row("bare `session.run` p50, ms", "session_run_p50_ms", ".2f")
         + row("`clf([text])` p50, ms", "clf_p50_ms", ".2f")
         + row("the same `session.run`, 1 thread, p50, ms", "session_run_1thread_p50_ms", ".2f")
+        + row(f"variant `{data['also_variant']}`, bare `session.run` p50, ms", "also_variant_p50_ms", ".2f")
         + row("core-to-core latency, one way, ns", "core_to_core_ns", ".0f")
         + row("CPU pair ratio (both at once / one alone)", "pair_ratio", ".2f")
         + row("clock, GHz", "clock_ghz", ".2f")
@@ -197,21 +214,27 @@ def report(data: dict, model_name: str) -> str:
     )
     if not sm["core_to_core_ns"]:
         return md + "\nCore-to-core latency not measured (needs gcc and 2 usable CPUs).\n"
+    also = data["also_variant"]
     rows = []
     for key, name in (("cpus_near", f"< {NEAR_NS:g} ns"), ("cpus_far", f"≥ {NEAR_NS:g} ns")):
         g = sm[key]
+        if not g["samples"]:
+            rows.append(f"| {name} | 0 | | | | | | |" + (" |" if also else ""))
+            continue
         rows.append(
             f"| {name} | {g['samples']} | {g['core_to_core_ns']:.0f} | {g['session_run_p50_ms']:.2f} | "
             f"{g['session_run_1thread_p50_ms']:.2f} | {g['clf_p50_ms']:.2f} | {g['share_clf_within_goal']:.0%} | "
-            f"{g['pair_ratio']:.2f} |"
-            if g["samples"]
-            else f"| {name} | 0 | | | | | | |"
+            f"{g['pair_ratio']:.2f} |" + (f" {g['also_variant_p50_ms']:.2f} |" if also else "")
         )
     corr = sm["core_to_core_vs_session_run_correlation"]
     return (
         md + "\nSamples grouped by core-to-core latency (medians):\n\n"
         "| core-to-core | samples | ns | `session.run` 2 threads, ms | 1 thread, ms | `clf` p50, ms | "
-        f"`clf` ≤ {GOAL_MS:g} ms | pair ratio |\n|---|---|---|---|---|---|---|---|\n"
+        f"`clf` ≤ {GOAL_MS:g} ms | pair ratio |"
+        + (f" `{also}` `session.run`, ms |" if also else "")
+        + "\n|---|---|---|---|---|---|---|---|"
+        + ("---|" if also else "")
+        + "\n"
         + "\n".join(rows)
         + "\n"
         + (
@@ -234,6 +257,9 @@ def plot(data: dict, path: Path) -> None:
     ax.plot(t, [s["clf_p50_ms"] for s in samples], "o-", ms=3, label="clf([text]) p50")
     ax.plot(t, [s["session_run_p50_ms"] for s in samples], "s--", ms=3, label="bare session.run p50")
     ax.plot(t, [s["session_run_1thread_p50_ms"] for s in samples], "^:", ms=3, label="session.run, 1 thread")
+    if data["also_variant"]:
+        also = [s["also_variant_p50_ms"] for s in samples]
+        ax.plot(t, also, "x-.", ms=3, label=f"{data['also_variant']} session.run")
     ax.axhline(GOAL_MS, color="tab:red", lw=0.8, label=f"goal {GOAL_MS:g} ms")
     pair_ax.set_xlabel("seconds")
     ax.set_ylabel("ms")

@@ -122,12 +122,12 @@ def test_single_text_chain_probe_quick(tiny_model, tmp_path):
 
 
 def test_host_state_trace_quick(tiny_model, tmp_path):
-    _run_quick("host_state.py", tmp_path, "--model", str(tiny_model), "--name", "t")
+    _run_quick("host_state.py", tmp_path, "--model", str(tiny_model), "--name", "t", "--also-variant", "fp32")
     data = json.loads((tmp_path / "host_state_t.json").read_text())
-    assert len(data["samples"]) == 3
+    assert len(data["samples"]) == 3 and data["also_variant"] == "fp32"
     for sample in data["samples"]:
         assert sample["session_run_p50_ms"] > 0 and sample["clf_p50_ms"] > 0 and sample["copy_gb_s"] > 0
-        assert sample["session_run_1thread_p50_ms"] > 0
+        assert sample["session_run_1thread_p50_ms"] > 0 and sample["also_variant_p50_ms"] > 0
         # the host probes need gcc and two usable CPUs; where they ran, they measured something
         assert sample["core_to_core_ns"] is None or sample["core_to_core_ns"] > 0
         assert sample["cpu_pair"] is None or all(g > 0 for g in sample["cpu_pair"]["alone_gflops"])
@@ -136,5 +136,6 @@ def test_host_state_trace_quick(tiny_model, tmp_path):
     if summary["core_to_core_ns"] is not None:
         # every sample lands in exactly one of the two groups
         assert summary["cpus_near"]["samples"] + summary["cpus_far"]["samples"] == 3
-    assert (tmp_path / "host_state_t.md").read_text().startswith("Host state trace")
+    md = (tmp_path / "host_state_t.md").read_text()
+    assert md.startswith("Host state trace") and "`fp32`" in md
     assert (tmp_path / "host_state_t.png").read_bytes()[:4] == b"\x89PNG"
