@@ -114,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     texts, _ = read_split("test", 200 if args.quick else None)
     text = short_text(clf, texts)
     feeds = clf.encoder.pad(clf.encoder.encode([text]))
+    also_feeds = also.encoder.pad(also.encoder.encode([text])) if also else None
     calls = 5 if args.quick else 30
     for _ in range(20):
         clf([text])
         one_thread.session.run(one_thread._outputs, feeds)
         if also:
-            also.session.run(also._outputs, also.encoder.pad(also.encoder.encode([text])))
-    also_feeds = also.encoder.pad(also.encoder.encode([text])) if also else None
+            also.session.run(also._outputs, also_feeds)
     cpus = sorted(os.sched_getaffinity(0))[:2]
     src = np.ones((8 if args.quick else 64) * 2**20 // 8)
     dst = np.empty_like(src)

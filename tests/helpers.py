@@ -47,3 +47,13 @@ def graph_axes(path: Path) -> dict[str, list]:
 def opset(path: Path) -> int:
     model = onnx.load(str(path), load_external_data=False)
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def load_models_script(name: str):
+    """A script under models/ (not a package) imported as a module, for its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "models" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

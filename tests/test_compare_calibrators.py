@@ -1,20 +1,11 @@
 """models/compare_calibrators.py: vector scaling reaches its optimum, and the comparison runs
 end to end on real exported models and the real splits."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("compare_calibrators", REPO / "models" / "compare_calibrators.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_models_script
 
 
 def _nll(z, y):
@@ -33,7 +24,7 @@ def test_vector_scaling_recovers_a_known_miscalibration():
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     y = (rng.random((len(p), 1)) > p.cumsum(axis=1)).sum(axis=1).clip(max=3)
-    w, b = _module().fit_vector_scaling(logits, y)
+    w, b = load_models_script("compare_calibrators").fit_vector_scaling(logits, y)
     # the softmax is unchanged by adding a constant to every bias, so compare the centred biases
     np.testing.assert_allclose(w, true_w, atol=0.06)
     np.testing.assert_allclose(b - b.mean(), true_b - true_b.mean(), atol=0.08)
@@ -50,7 +41,7 @@ def test_compare_calibrators_end_to_end(tiny_model, emotion_dir, tmp_path, capsy
         (tmp_path / name / "onnx").symlink_to(tiny_model, target_is_directory=True)
         runs.append(str(tmp_path / name))
     out = tmp_path / "calibrators.json"
-    assert _module().main([*runs, "--data", str(emotion_dir), "--out", str(out)]) == 0
+    assert load_models_script("compare_calibrators").main([*runs, "--data", str(emotion_dir), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     per_model = {}
     for r in rows:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_onnx import EmotionClassifier, default_model_dir
-from helpers import REPO
+from helpers import REPO, load_models_script
 
 CARD_DIR = REPO / "models" / "emotion-minilm-l6"
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
@@ -69,17 +69,8 @@ def test_shipped_variant_is_batch_invariant(default_clf, texts, neighbours):
     np.testing.assert_allclose(batched, alone, atol=1e-6, rtol=0)
 
 
-def _build_card():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_card", REPO / "models" / "build_card.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ece_sampling_floor():
-    floor = _build_card().ece_sampling_floor
+    floor = load_models_script("build_card").ece_sampling_floor
     # certain, one-hot probabilities: the drawn labels always equal the prediction, so no ECE at all
     assert floor(np.eye(6)[np.arange(600) % 6], draws=20).max() == 0.0
     # a coin flip over 2 classes: the ECE is |accuracy - 0.5|, binomial noise of about 0.4 / sqrt(n)
