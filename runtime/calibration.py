@@ -40,15 +40,37 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 
 def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
     """Expected calibration error of the top-1 confidence, equal-width bins on (0, 1]."""
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    return top_label_ece(probs.max(axis=1), probs.argmax(axis=1) == labels, n_bins)
+
+
+def top_label_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """ECE from each prediction's confidence and whether it was right: the bin-weighted mean of
+    |accuracy - mean confidence| over equal-width bins on (0, 1]."""
+    n = len(conf)
+    return float(
+        sum(b["texts"] / n * abs(b["accuracy"] - b["confidence"]) for b in reliability_bins(conf, correct, n_bins))
+    )
+
+
+def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> list[dict]:
+    """The non-empty equal-width bins on (0, 1] behind the ECE: each bin's edges, how many
+    predictions fall in it, their accuracy and their mean confidence."""
+    conf = np.asarray(conf, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    total = 0.0
+    rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         in_bin = (conf > lo) & (conf <= hi)
         if in_bin.any():
-            total += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
-    return float(total)
+            rows.append(
+                {
+                    "bin": [float(lo), float(hi)],
+                    "texts": int(in_bin.sum()),
+                    "accuracy": float(correct[in_bin].mean()),
+                    "confidence": float(conf[in_bin].mean()),
+                }
+            )
+    return rows
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:

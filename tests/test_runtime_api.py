@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emotion_onnx import EmotionClassifier, ModelNotFoundError
-from emotion_onnx.calibration import softmax
+from emotion_onnx.calibration import ece, reliability_bins, softmax, top_label_ece
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 
@@ -68,6 +68,21 @@ def test_softmax_is_stable_for_extreme_logits():
     p = softmax(np.array([[1e4, -1e4, 0.0], [-1e30, -1e30, -1e30]]))
     assert np.isfinite(p).all()
     np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-12)
+
+
+def test_ece_and_its_bins_by_hand():
+    # two texts at 0.95 (one right) fall in the bin (14/15, 1]; two at 0.55 (both right) in (8/15, 9/15]
+    conf, correct = np.array([0.95, 0.55, 0.95, 0.55]), np.array([True, True, False, True])
+    bins = reliability_bins(conf, correct)
+    assert [b["texts"] for b in bins] == [2, 2]
+    np.testing.assert_allclose([b["bin"] for b in bins], [[8 / 15, 9 / 15], [14 / 15, 1.0]])
+    np.testing.assert_allclose([b["accuracy"] for b in bins], [1.0, 0.5])
+    np.testing.assert_allclose([b["confidence"] for b in bins], [0.55, 0.95])
+    # |1.0 - 0.55| * 2/4 + |0.5 - 0.95| * 2/4
+    assert top_label_ece(conf, correct) == pytest.approx(0.45)
+    probs = np.array([[0.95, 0.05], [0.45, 0.55], [0.05, 0.95], [0.55, 0.45]])
+    assert ece(probs, np.array([0, 1, 0, 0])) == pytest.approx(0.45)
+    assert top_label_ece(np.array([]), np.array([])) == 0.0
 
 
 def test_one_row_softmax_equals_the_batch_softmax():
