@@ -42,6 +42,7 @@ class FinetuneConfig:
     average_last: int = 1
     label_smoothing: float = 0.0
     focal_gamma: float = 0.0
+    mixup: float = 0.0
     threads: int | None = None
     force: bool = False
 
@@ -80,6 +81,45 @@ def focal_loss(logits, target, gamma: float, weight=None):
     if weight is not None:
         loss = loss * weight[target]
     return loss.mean()
+
+
+def pooled_and_head(model):
+    """Split a sequence classifier at the vector its classification head reads: returns
+    (pooled(feeds) -> (batch, dim), head(pooled) -> logits), so that a training step can mix
+    pooled vectors across texts (manifold mixup). DistilBERT's head reads the first token's last
+    hidden state (pre_classifier, ReLU, dropout, classifier); BERT's reads its pooler output
+    (dropout, classifier). The two together compute exactly what model(**feeds).logits does."""
+    import torch
+
+    kind = model.config.model_type
+    if kind == "distilbert":
+
+        def pooled(feeds):
+            return model.distilbert(**feeds).last_hidden_state[:, 0]
+
+        def head(x):
+            return model.classifier(model.dropout(torch.relu(model.pre_classifier(x))))
+
+        return pooled, head
+    if kind == "bert":
+
+        def pooled(feeds):
+            return model.bert(**feeds).pooler_output
+
+        def head(x):
+            return model.classifier(model.dropout(x))
+
+        return pooled, head
+    raise ExportInputError(f"--mixup supports DistilBERT and BERT checkpoints, not model type {kind!r}")
+
+
+def mixup_loss(loss_fn, pooled, head, target, lam: float, perm):
+    """Manifold mixup (Verma et al. 2019) on the head's input: the head sees
+    lam * pooled + (1 - lam) * pooled[perm] and is scored against both texts' labels with the same
+    weights, lam * loss(y) + (1 - lam) * loss(y[perm]). Training on these in-between vectors
+    teaches the head to give in-between probabilities between class clusters."""
+    logits = head(lam * pooled + (1.0 - lam) * pooled[perm])
+    return lam * loss_fn(logits, target) + (1.0 - lam) * loss_fn(logits, target[perm])
 
 
 def average_states(states: list[dict]) -> dict:
@@ -238,6 +278,8 @@ def run_finetune(config: FinetuneConfig) -> dict:
         raise ExportInputError(f"focal gamma must be in [0, 10], got {config.focal_gamma}")
     if config.focal_gamma and config.label_smoothing:
         raise ExportInputError("--focal-gamma and --label-smoothing cannot be combined; choose one")
+    if not 0.0 <= config.mixup <= 10.0:
+        raise ExportInputError(f"mixup alpha must be in [0, 10], got {config.mixup}")
     train = read_labelled(config.train, config.text_field, config.label_field)
     val = read_labelled(config.validation, config.text_field, config.label_field)
     test = read_labelled(config.test, config.text_field, config.label_field) if config.test else None
@@ -250,6 +292,9 @@ def run_finetune(config: FinetuneConfig) -> dict:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model, tokenizer = _load_base(config.base, names, config.seed)
+    if config.mixup:
+        pooled_fn, head_fn = pooled_and_head(model)
+        mix_rng = np.random.default_rng([config.seed, 1])  # its own stream: the batch order stays the same
     train_b = _Batches(tokenizer, train.texts, config.max_length)
     val_b = _Batches(tokenizer, val.texts, config.max_length)
     lengths = [len(ids) for ids in train_b.ids]
@@ -288,7 +333,13 @@ def run_finetune(config: FinetuneConfig) -> dict:
         for step in bar:
             index = perm[step * config.batch_size : (step + 1) * config.batch_size].tolist()
             feeds = train_b.collate(index)
-            loss = loss_fn(model(**feeds).logits, torch.as_tensor(y_train[index]))
+            target = torch.as_tensor(y_train[index])
+            if config.mixup:
+                lam = float(mix_rng.beta(config.mixup, config.mixup))
+                partner = torch.as_tensor(mix_rng.permutation(len(index)))
+                loss = mixup_loss(loss_fn, pooled_fn(feeds), head_fn, target, lam, partner)
+            else:
+                loss = loss_fn(model(**feeds).logits, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

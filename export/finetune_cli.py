@@ -53,6 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "not combined with --label-smoothing",
     )
     p.add_argument(
+        "--mixup",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="manifold mixup on the classification head's input: each batch trains on "
+        "lam * x + (1 - lam) * x[shuffled] with lam ~ Beta(ALPHA, ALPHA), scored against both labels "
+        "(default 0: off; DistilBERT and BERT checkpoints)",
+    )
+    p.add_argument(
         "--average-last",
         type=int,
         default=1,
@@ -98,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             average_last=args.average_last,
             label_smoothing=args.label_smoothing,
             focal_gamma=args.focal_gamma,
+            mixup=args.mixup,
             threads=args.threads,
             force=args.force,
         )

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from emotion_onnx.export.errors import ExportInputError
-from emotion_onnx.export.finetune import FinetuneConfig, average_states, class_weights, focal_loss, run_finetune
+from emotion_onnx.export.finetune import (
+    FinetuneConfig,
+    average_states,
+    class_weights,
+    focal_loss,
+    mixup_loss,
+    pooled_and_head,
+    run_finetune,
+)
 from helpers import assert_clean_error, run_cli
 
 
@@ -124,6 +132,63 @@ def test_focal_gamma_trains_and_is_validated(small_data, checkpoints, tmp_path):
         run_finetune(_config(small_data, checkpoints, tmp_path / "bad", epochs=1, focal_gamma=-1.0))
     with pytest.raises(ExportInputError, match="cannot be combined"):
         run_finetune(_config(small_data, checkpoints, tmp_path / "bad", epochs=1, focal_gamma=2.0, label_smoothing=0.1))
+
+
+@pytest.mark.parametrize("name", ["distilbert-tiny", "bert-tiny"])
+def test_pooled_and_head_compose_to_the_model(checkpoints, name):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoints(name)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints(name))
+    feeds = tokenizer(["i feel great today", "i am scared"], padding=True, return_tensors="pt")
+    pooled, head = pooled_and_head(model)
+    with torch.inference_mode():
+        x = pooled(feeds)
+        assert x.shape == (2, model.config.hidden_size if name == "bert-tiny" else model.config.dim)
+        assert torch.equal(head(x), model(**feeds).logits)
+
+
+def test_pooled_and_head_rejects_other_architectures(checkpoints):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoints("roberta-tiny"))
+    with pytest.raises(ExportInputError, match="supports DistilBERT and BERT checkpoints, not model type 'roberta'"):
+        pooled_and_head(model)
+
+
+def test_mixup_loss_by_hand():
+    import torch
+
+    w = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -0.5]])  # a linear head: 2 features -> 3 classes
+
+    def head(x):
+        return x @ w
+
+    pooled = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    target, perm = torch.tensor([0, 1, 2]), torch.tensor([2, 0, 1])
+    ce = torch.nn.CrossEntropyLoss()
+    # lam = 1 is the plain loss
+    assert torch.allclose(mixup_loss(ce, pooled, head, target, 1.0, perm), ce(head(pooled), target))
+    # lam = 0.3: the mixed vectors 0.3 x + 0.7 x[perm], scored 0.3 against y and 0.7 against y[perm]
+    mixed = head(0.3 * pooled + 0.7 * pooled[perm])
+    expected = 0.3 * ce(mixed, target) + 0.7 * ce(mixed, target[perm])
+    assert torch.allclose(mixup_loss(ce, pooled, head, target, 0.3, perm), expected)
+    # with an identity permutation it is the loss on the unmixed vectors, whatever lam
+    same = torch.arange(3)
+    assert torch.allclose(mixup_loss(ce, pooled, head, target, 0.3, same), ce(head(pooled), target))
+
+
+def test_mixup_trains_reproducibly_and_is_validated(small_data, checkpoints, tmp_path):
+    plain = run_finetune(_config(small_data, checkpoints, tmp_path / "plain", epochs=1))
+    mixed = [run_finetune(_config(small_data, checkpoints, tmp_path / f"mix{i}", epochs=1, mixup=0.4)) for i in (1, 2)]
+    assert mixed[0]["config"]["mixup"] == 0.4
+    assert mixed[0]["epochs"][0]["train_loss"] == mixed[1]["epochs"][0]["train_loss"]
+    assert mixed[0]["validation"] == mixed[1]["validation"]
+    # same batches, same seed: only the mixing differs, and it changes what was trained on
+    assert mixed[0]["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]
+    with pytest.raises(ExportInputError, match=r"mixup alpha must be in \[0, 10\], got -0.5"):
+        run_finetune(_config(small_data, checkpoints, tmp_path / "bad", epochs=1, mixup=-0.5))
 
 
 def test_early_stopping_keeps_the_best_epoch(small_data, checkpoints, tmp_path):
