@@ -50,8 +50,12 @@ def opset(path: Path) -> int:
 
 
 def load_models_script(name: str):
-    """A script under models/ (not a package) imported as a module, for its functions."""
+    """A script under models/ (not a package) imported as a module, for its functions. models/
+    goes on sys.path, as it is when the script runs, so the scripts can import each other."""
     import importlib.util
+
+    if str(REPO / "models") not in sys.path:
+        sys.path.insert(0, str(REPO / "models"))
 
     spec = importlib.util.spec_from_file_location(name, REPO / "models" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

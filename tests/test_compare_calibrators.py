@@ -34,6 +34,35 @@ def test_vector_scaling_recovers_a_known_miscalibration():
     assert fitted < _nll(logits / fit_temperature(logits, y), y) - 0.01
 
 
+def test_isotonic_fit_by_hand():
+    fit_isotonic = load_models_script("compare_calibrators").fit_isotonic
+    # already monotone: every point is its own block
+    x, y = fit_isotonic(np.array([0.2, 0.5, 0.9]), np.array([0, 0, 1]))
+    np.testing.assert_allclose(x, [0.2, 0.5, 0.9])
+    np.testing.assert_allclose(y, [0, 0, 1])
+    # a violation (right at 0.6, wrong at 0.7) is pooled into one block at their means
+    x, y = fit_isotonic(np.array([0.7, 0.9, 0.6, 0.3]), np.array([0, 1, 1, 0]))
+    np.testing.assert_allclose(x, [0.3, 0.65, 0.9])
+    np.testing.assert_allclose(y, [0.0, 0.5, 1.0])
+
+
+def test_isotonic_calibrates_where_a_temperature_cannot():
+    """Confidences whose accuracy is flat over 0.6-0.9 (as the real model's mid-range is):
+    no temperature fixes that, the isotonic map fitted on one half does on the other."""
+    from emotion_onnx.calibration import top_label_ece
+
+    fit_isotonic = load_models_script("compare_calibrators").fit_isotonic
+    rng = np.random.default_rng(0)
+    conf = np.where(rng.random(20000) < 0.8, rng.uniform(0.97, 1.0, 20000), rng.uniform(0.6, 0.9, 20000))
+    truth = np.where(conf > 0.95, conf, 0.5)  # the mid-range is a coin flip whatever it says
+    correct = rng.random(20000) < truth
+    knots = fit_isotonic(conf[:10000], correct[:10000])
+    before = top_label_ece(conf[10000:], correct[10000:])
+    after = top_label_ece(np.interp(conf[10000:], *knots), correct[10000:])
+    assert before > 0.04 and after < 0.01
+    assert np.all(np.diff(knots[1]) >= 0)  # monotone
+
+
 def test_compare_calibrators_end_to_end(tiny_model, emotion_dir, tmp_path, capsys):
     runs = []
     for name in ("run_a", "run_b"):
@@ -47,13 +76,31 @@ def test_compare_calibrators_end_to_end(tiny_model, emotion_dir, tmp_path, capsy
     for r in rows:
         per_model.setdefault(r["model"], []).append(r["calibrator"])
     # each run gets every calibrator; the ensemble of both gets all but vector scaling
-    assert per_model["run_a"] == per_model["run_b"] == ["none", "temperature", "vector", "oracle temperature"]
-    assert per_model["run_a+run_b"] == ["none", "temperature", "oracle temperature"]
+    assert (
+        per_model["run_a"]
+        == per_model["run_b"]
+        == [
+            "none",
+            "temperature",
+            "vector",
+            "temperature + isotonic",
+            "oracle temperature",
+        ]
+    )
+    assert per_model["run_a+run_b"] == ["none", "temperature", "temperature + isotonic", "oracle temperature"]
     for r in rows:
         assert 0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1 and 0 <= r["ece"] <= 1
     # the oracle temperature is chosen on test, so no temperature fitted on validation beats it
     by = {(r["model"], r["calibrator"]): r for r in rows}
     assert by["run_a", "oracle temperature"]["ece"] <= by["run_a", "temperature"]["ece"] + 1e-9
+    # the isotonic map changes confidences only, never predictions
+    iso = by["run_a", "temperature + isotonic"]
+    assert (iso["accuracy"], iso["macro_f1"], iso["T"]) == (
+        by["run_a", "temperature"]["accuracy"],
+        by["run_a", "temperature"]["macro_f1"],
+        by["run_a", "temperature"]["T"],
+    )
+    assert iso["knots"] >= 1
     # two copies of one model: their ensemble is the model itself
     assert by["run_a+run_b", "temperature"]["accuracy"] == by["run_a", "temperature"]["accuracy"]
     assert "Lowest test ECE" in capsys.readouterr().out
