@@ -46,6 +46,8 @@ class Scorer:
         tokenizer = AutoTokenizer.from_pretrained(first)
         self.states = {}
         for run in runs:
+            if run.name in self.states:
+                raise SystemExit(f"{run}: another run is also named {run.name!r}; results are keyed by name")
             config = json.loads((run / "checkpoint" / "config.json").read_text())
             labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
             if labels != self.labels or config["model_type"] != self.model.config.model_type:

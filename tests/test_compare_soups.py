@@ -67,3 +67,9 @@ def test_runs_with_other_labels_cannot_join(runs, emotion_dir, tmp_path):
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(SystemExit, match="run_d: distilbert with labels .'SADNESS'.* cannot join"):
         load_models_script("compare_soups").Scorer([runs / "run_a", tmp_path / "run_d"], emotion_dir)
+
+
+def test_two_runs_with_one_name_are_refused(runs, emotion_dir, tmp_path):
+    shutil.copytree(runs / "run_b", tmp_path / "run_a")
+    with pytest.raises(SystemExit, match="another run is also named 'run_a'"):
+        load_models_script("compare_soups").Scorer([runs / "run_a", tmp_path / "run_a"], emotion_dir)
