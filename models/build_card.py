@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "emotion")
     args = p.parse_args(argv)
 
-    from compare_calibrators import fit_isotonic, read_split
+    from compare_calibrators import isotonic_ece, read_split
 
     from emotion_onnx import EmotionClassifier
-    from emotion_onnx.calibration import ece, nll, reliability_bins, softmax, top_label_ece
+    from emotion_onnx.calibration import ece, nll, reliability_bins, softmax
     from emotion_onnx.export.metrics import summary
     from emotion_onnx.export.package_default import package
 
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     card_dir.mkdir(exist_ok=True)
     metrics = json.loads((args.run / "metrics.json").read_text())
     labels = metrics["labels"]
-    rows = [json.loads(x) for x in (args.data / "test.jsonl").read_text().splitlines()]
-    texts, y = [r["text"] for r in rows], np.array([r["label"] for r in rows])
+    texts, y = read_split(args.data, "test")
     torch_logits = np.load(args.run / "test_logits.npy")
     dest = package(args.run / "onnx", REPO / "runtime" / "default_model", "int8", {"name": args.name})
     clf = EmotionClassifier(dest)
@@ -63,16 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     s_torch = summary(y, torch_logits.argmax(1), labels)
     s_int8 = summary(y, int8_logits.argmax(1), labels)
     agreement = float((int8_logits.argmax(1) == torch_logits.argmax(1)).mean())
-    ece_before, ece_after = ece(softmax(int8_logits), y), ece(softmax(int8_logits, t), y)
-    nll_before, nll_after = nll(int8_logits, y), nll(int8_logits, y, t)
-    floor = ece_sampling_floor(softmax(int8_logits, t))
     calibrated = softmax(int8_logits, t)
+    ece_before, ece_after = ece(softmax(int8_logits), y), ece(calibrated, y)
+    nll_before, nll_after = nll(int8_logits, y), nll(int8_logits, y, t)
+    floor = ece_sampling_floor(calibrated)
     bins = reliability_bins(calibrated.max(axis=1), calibrated.argmax(axis=1) == y)
     # not shipped: an isotonic map of the top-1 confidence, fitted after T on the validation split
     val_texts, val_y = read_split(args.data, "validation")
-    val_probs = softmax(clf.logits(val_texts), t)
-    knots = fit_isotonic(val_probs.max(axis=1), val_probs.argmax(axis=1) == val_y)
-    ece_isotonic = top_label_ece(np.interp(calibrated.max(axis=1), *knots), calibrated.argmax(axis=1) == y)
+    ece_isotonic, _ = isotonic_ece(softmax(clf.logits(val_texts), t), val_y, calibrated, y)
     manifest = json.loads((dest / "manifest.json").read_text())
     v = manifest["variants"]["int8"]
     full = json.loads((args.run / "onnx" / "manifest.json").read_text())

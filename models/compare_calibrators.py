@@ -81,6 +81,16 @@ def fit_isotonic(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.
     return b[:, 1] / b[:, 2], b[:, 0] / b[:, 2]
 
 
+def isotonic_ece(val_probs: np.ndarray, vy: np.ndarray, test_probs: np.ndarray, ty: np.ndarray) -> tuple[float, int]:
+    """Test ECE after an isotonic map of the top-1 confidence fitted on validation (both sets of
+    probabilities already after T), and the map's number of knots."""
+    from emotion_onnx.calibration import top_label_ece
+
+    knots = fit_isotonic(val_probs.max(axis=1), val_probs.argmax(axis=1) == vy)
+    conf = np.interp(test_probs.max(axis=1), *knots)
+    return top_label_ece(conf, test_probs.argmax(axis=1) == ty), len(knots[0])
+
+
 def scores(y: np.ndarray, labels: list[str], probs: np.ndarray) -> dict:
     from emotion_onnx.calibration import ece
     from emotion_onnx.export.metrics import summary
@@ -90,7 +100,7 @@ def scores(y: np.ndarray, labels: list[str], probs: np.ndarray) -> dict:
 
 
 def evaluate(name: str, val: np.ndarray, test: np.ndarray, vy: np.ndarray, ty: np.ndarray, labels, vector: bool):
-    from emotion_onnx.calibration import ece, fit_temperature, softmax, top_label_ece
+    from emotion_onnx.calibration import ece, fit_temperature, softmax
 
     t = fit_temperature(val, vy)
     rows = [{"model": name, "calibrator": "none", **scores(ty, labels, softmax(test))}]
@@ -106,16 +116,9 @@ def evaluate(name: str, val: np.ndarray, test: np.ndarray, vy: np.ndarray, ty: n
                 **scores(ty, labels, softmax(test * w + b)),
             }
         )
-    vp, tp = softmax(val, t), softmax(test, t)
-    knots = fit_isotonic(vp.max(axis=1), vp.argmax(axis=1) == vy)
-    rows.append(
-        {
-            **rows[1],  # the temperature's row: same predictions, so same accuracy and macro-F1
-            "calibrator": "temperature + isotonic",
-            "knots": len(knots[0]),
-            "ece": top_label_ece(np.interp(tp.max(axis=1), *knots), tp.argmax(axis=1) == ty),
-        }
-    )
+    iso_ece, knots = isotonic_ece(softmax(val, t), vy, softmax(test, t), ty)
+    # the temperature's row: same predictions, so same accuracy and macro-F1
+    rows.append({**rows[1], "calibrator": "temperature + isotonic", "knots": knots, "ece": iso_ece})
     grid = np.append(np.arange(0.3, 3.0, 0.01), t)  # the fitted temperature too, so the bound holds
     best = min(grid, key=lambda tt: ece(softmax(test, tt), ty))
     oracle = scores(ty, labels, softmax(test, best))
