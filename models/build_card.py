@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from compare_calibrators import isotonic_ece, read_split
+    from label_ambiguity import bands as ambiguity_bands
+    from label_ambiguity import word_label_counts
 
     from emotion_onnx import EmotionClassifier
     from emotion_onnx.calibration import ece, nll, reliability_bins, softmax
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     nll_before, nll_after = nll(int8_logits, y), nll(int8_logits, y, t)
     floor = ece_sampling_floor(calibrated)
     bins = reliability_bins(calibrated.max(axis=1), calibrated.argmax(axis=1) == y)
+    ambiguity = ambiguity_bands(texts, y, calibrated, word_label_counts(*read_split(args.data, "train")))
     # not shipped: an isotonic map of the top-1 confidence, fitted after T on the validation split
     val_texts, val_y = read_split(args.data, "validation")
     ece_isotonic, _ = isotonic_ece(softmax(clf.logits(val_texts), t), val_y, calibrated, y)
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "nll_after": nll_after,
         "ece_after_isotonic": ece_isotonic,
         "reliability_after": bins,
+        "label_ambiguity_after": ambiguity,
         "ece_floor_median": float(np.median(floor)),
         "ece_floor_p95": float(np.percentile(floor, 95)),
         "embedded_size_bytes": size,
@@ -168,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         for a in attempts
     )
     # the best ECE any single temperature could reach, chosen on the test split itself
+    ambiguity_md = "\n".join(
+        f"| {a['band']} | {a['texts']} | {a['accuracy']:.1%} | {a['with_seen_word']} | {a['median_purity']:.2f} |"
+        for a in ambiguity
+    )
     bins_md = "\n".join(
         f"| {b['bin'][0]:.3f}–{b['bin'][1]:.3f} | {b['texts']} | {b['accuracy']:.1%} | {b['confidence']:.1%} |"
         for b in bins
@@ -308,7 +316,26 @@ after T stayed at 1.9 % or more.
 whatever confidence it gives them, while the texts above 0.93 are right slightly more often than
 they claim. One temperature scales every logit gap alike, so it cannot bring the middle bins
 down to 50 % without also lowering the top bin. The validation split has the same shape, and so
-does the mixup run. A monotone map of the top-1 confidence can fix it: `temperature + isotonic` in
+does the mixup run.
+
+Those middle texts are the ones whose labels the data itself splits. Most texts in the dataset
+name the feeling with one word after "feel"; `python models/label_ambiguity.py RUN_DIR` counts how
+often each label goes with that word in the training split, and a word's *purity* is the share of
+its most common label (1.00: always one label; 0.50: two labels half and half). By the shipped
+INT8 model's confidence after T, on the test split:
+
+| top-1 confidence after T | texts | accuracy | with a feeling word seen 5+ times in training | median purity of that word |
+|---|---|---|---|---|
+{ambiguity_md}
+
+Below 14/15 the feeling word's training labels are split almost evenly (median purity
+{ambiguity[0]["median_purity"]:.2f} and {ambiguity[1]["median_purity"]:.2f}): the word goes
+with two labels about equally often, and the model is right on about half of those texts. In the top
+band the word nearly always carries one label (median purity {ambiguity[2]["median_purity"]:.2f}).
+A calibrated model would give such texts a confidence near 0.5; this one gives
+{ambiguity[1]["texts"]} of them 0.6 to 0.93, and a temperature cannot tell them from the top band.
+
+A monotone map of the top-1 confidence can fix it: `temperature + isotonic` in
 `compare_calibrators.py` (isotonic regression of top-1 correctness on top-1 confidence after T,
 fitted on validation) gives {ece_isotonic:.2%} on the shipped INT8 model's test split (the row in the
 results table), and 1.10 % to 2.00 % on the fp32 exports of the ten runs from session 3 to the mixup
