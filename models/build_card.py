@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from compare_calibrators import isotonic_ece, read_split
     from label_ambiguity import bands as ambiguity_bands
-    from label_ambiguity import word_label_counts
+    from label_ambiguity import markdown_table, word_label_counts
 
     from emotion_onnx import EmotionClassifier
     from emotion_onnx.calibration import ece, nll, reliability_bins, softmax
@@ -171,15 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| {a['test_macro_f1']:.2%} | {a['ece_after']:.2%} | {a.get('note', '')} |"
         for a in attempts
     )
-    # the best ECE any single temperature could reach, chosen on the test split itself
-    ambiguity_md = "\n".join(
-        f"| {a['band']} | {a['texts']} | {a['accuracy']:.1%} | {a['with_seen_word']} | {a['median_purity']:.2f} |"
-        for a in ambiguity
-    )
     bins_md = "\n".join(
         f"| {b['bin'][0]:.3f}–{b['bin'][1]:.3f} | {b['texts']} | {b['accuracy']:.1%} | {b['confidence']:.1%} |"
         for b in bins
     )
+    # the best ECE any single temperature could reach, chosen on the test split itself
     oracle_ece, oracle_t = min((ece(softmax(int8_logits, tt), y), tt) for tt in np.arange(0.5, 3.0, 0.01))
     card = f"""# {args.name}: a six-emotion classifier with DistilBERT's graph, trained offline
 
@@ -324,9 +320,7 @@ often each label goes with that word in the training split, and a word's *purity
 its most common label (1.00: always one label; 0.50: two labels half and half). By the shipped
 INT8 model's confidence after T, on the test split:
 
-| top-1 confidence after T | texts | accuracy | with a feeling word seen 5+ times in training | median purity of that word |
-|---|---|---|---|---|
-{ambiguity_md}
+{markdown_table(ambiguity)}
 
 Below 14/15 the feeling word's training labels are split almost evenly (median purity
 {ambiguity[0]["median_purity"]:.2f} and {ambiguity[1]["median_purity"]:.2f}): the word goes

@@ -121,24 +121,32 @@ def fit_dirichlet(
     return theta[:, :k], theta[:, k]
 
 
-def dirichlet_probs(logits: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from emotion_onnx.calibration import log_softmax, softmax
+def dirichlet_logits(logits: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from emotion_onnx.calibration import log_softmax
 
-    return softmax(log_softmax(logits) @ w.T + b)
+    return log_softmax(logits) @ w.T + b
+
+
+def dirichlet_probs(logits: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from emotion_onnx.calibration import softmax
+
+    return softmax(dirichlet_logits(logits, w, b))
 
 
 def choose_dirichlet_lambda(
     logits: np.ndarray, labels: np.ndarray, grid=DIRICHLET_LAMBDAS, folds: int = 5, seed: int = 0
 ) -> float:
     """The penalty with the lowest held-out NLL over `folds` seeded folds of (validation) data."""
+    from emotion_onnx.calibration import nll
+
     parts = np.array_split(np.random.default_rng(seed).permutation(len(labels)), folds)
 
     def held_out_nll(lam):
         total = 0.0
         for i, held in enumerate(parts):
             fit = np.concatenate(parts[:i] + parts[i + 1 :])
-            p = dirichlet_probs(logits[held], *fit_dirichlet(logits[fit], labels[fit], lam))
-            total -= np.log(np.maximum(p[np.arange(len(held)), labels[held]], 1e-12)).sum()
+            z = dirichlet_logits(logits[held], *fit_dirichlet(logits[fit], labels[fit], lam))
+            total += nll(z, labels[held]) * len(held)
         return total
 
     return min(grid, key=held_out_nll)

@@ -84,6 +84,20 @@ def bands(texts: list[str], y: np.ndarray, probs: np.ndarray, counts: dict[str, 
     return rows
 
 
+def markdown_table(rows: list[dict], min_count: int = 5) -> str:
+    """The bands as a markdown table; an empty band, or one with no seen word, shows a dash."""
+    lines = [
+        "| top-1 confidence after T | texts | accuracy "
+        f"| with a feeling word seen {min_count}+ times in training | median purity of that word |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        accuracy = f"{r['accuracy']:.1%}" if r["texts"] else "—"
+        purity_text = f"{r['median_purity']:.2f}" if r["with_seen_word"] else "—"
+        lines.append(f"| {r['band']} | {r['texts']} | {accuracy} | {r['with_seen_word']} | {purity_text} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path)
@@ -103,12 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     clf = EmotionClassifier(args.run / "onnx", variant=args.variant)
     probs = softmax(clf.logits(texts), clf.temperature)
     rows = bands(texts, y, probs, word_label_counts(train_texts, train_y), args.min_count)
-    print("| top-1 confidence after T | texts | accuracy | with a feeling word seen in training | median purity |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        accuracy = f"{r['accuracy']:.1%}" if r["texts"] else "—"
-        purity_text = f"{r['median_purity']:.2f}" if r["with_seen_word"] else "—"
-        print(f"| {r['band']} | {r['texts']} | {accuracy} | {r['with_seen_word']} | {purity_text} |")
+    print(markdown_table(rows, args.min_count))
     return 0
 
 
