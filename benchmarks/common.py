@@ -17,28 +17,21 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("EMOTION_ONNX_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 
 
-def emotion_dir() -> Path:
-    env = os.environ.get("EMOTION_DATA_DIR")
-    path = Path(env) if env else REPO.parent / "shared" / "data" / "emotion"
-    if not (path / "test.jsonl").is_file():
-        raise SystemExit(f"emotion dataset not found at {path}; set EMOTION_DATA_DIR")
+def vocab_file() -> Path:
+    from emotion_onnx_export.data import vocab_file as find
+
+    path = find()
+    if path is None:
+        raise SystemExit("the uncased BERT vocab was not found beside the emotion dataset; set EMOTION_DATA_DIR")
     return path
 
 
-def vocab_file() -> Path:
-    return REPO.parent / "shared" / "data" / "bert-base-uncased-vocab.txt"
-
-
 def read_split(split: str, limit: int | None = None) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    with open(emotion_dir() / f"{split}.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            texts.append(row["text"])
-            labels.append(row["label"])
-            if limit and len(texts) >= limit:
-                break
-    return texts, labels
+    """(texts, label ids) of one emotion split, through the project's one reader."""
+    from emotion_onnx_export.data import read_split as read
+
+    data = read(split, limit)
+    return data.texts, data.labels
 
 
 def machine() -> dict:
@@ -126,27 +119,27 @@ def kernel_profile(clf, work: Callable[[object], None]) -> tuple[dict[str, float
     return dict(by_op), {op: len(names) for op, names in nodes.items()}
 
 
-def add_variant(model_dir: Path, name: str, onnx_file: Path, *, optimized: bool = True, **extra) -> None:
-    """Register an extra ONNX file as a variant of an exported model directory (benchmarks only)."""
-    from emotion_onnx.integrity import file_sha256
+def add_variant(model_dir: Path, name: str, onnx_file: Path, *, optimized: bool = True, **changes) -> None:
+    """Register an extra ONNX file as a variant of an exported model directory (benchmarks only):
+    a copy of the default variant's entry with the new file, no calibration and no invariance claim."""
+    from dataclasses import replace
+
+    from emotion_onnx import manifest as manifest_io
+    from emotion_onnx.manifest import Calibration, FileRef
 
     target = model_dir / f"bench_{name}.onnx"
     shutil.copyfile(onnx_file, target)
-    manifest_path = model_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    base = dict(manifest["variants"][manifest["default_variant"]])
-    base.update(
-        file=target.name,
-        sha256=file_sha256(target),
-        size=target.stat().st_size,
+    m = manifest_io.load(model_dir)
+    variant = replace(
+        m.variant(),
+        name=name,
+        ref=FileRef.of(model_dir, target.name),
         optimized=optimized,
-        temperature=1.0,
-        calibrated=False,
+        calibration=Calibration(),
         batch_invariant=False,
-        **extra,
+        **changes,
     )
-    manifest["variants"][name] = base
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+    manifest_io.write(replace(m, variants={**m.variants, name: variant}), model_dir)
 
 
 def git_revision() -> str:

@@ -10,13 +10,12 @@ Results go to benchmarks/results/export_full_size.{json,md}; the model directory
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, emotion_dir, vocab_file, write_results  # noqa: E402
+from common import REPO, vocab_file, write_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "build" / "distilbert-base")
     p.add_argument("--checkpoint", type=Path, default=REPO / "build" / "distilbert-base-ckpt")
     args = p.parse_args(argv)
-    from emotion_onnx.export import ExportConfig, run_export
-    from emotion_onnx.export.cli import quiet_third_party
-    from emotion_onnx.export.synthetic import build_checkpoint
+    from emotion_onnx_export import ExportConfig, run_export
+    from emotion_onnx_export.cli import quiet_third_party
+    from emotion_onnx_export.data import emotion_split
+    from emotion_onnx_export.synthetic import build_checkpoint
 
     quiet_third_party()
     if not (args.checkpoint / "config.json").is_file():
@@ -37,32 +37,32 @@ def main(argv: list[str] | None = None) -> int:
             model=str(args.checkpoint),
             out=args.out,
             force=True,
-            validation_file=emotion_dir() / "validation.jsonl",
+            validation_file=emotion_split("validation"),
             per_tensor_int8=True,
         )
     )
     total = time.perf_counter() - t0
     m = result.manifest
-    fp32 = m["variants"]["fp32"]["size"]
+    fp32 = m.variants["fp32"].ref.size
     rows = []
-    for name, v in m["variants"].items():
-        val = v["validation"]
-        drift = v["batch_invariance"]["max_abs_logit_diff_alone_vs_padded_batch"]
+    for name, v in m.variants.items():
+        val = v.validation
+        drift = v.batch_invariance["max_abs_logit_diff_alone_vs_padded_batch"]
         rows.append(
-            f"| {name} | {v['size'] / 1e6:.1f} MB ({v['size'] / fp32:.0%}) | {val['max_abs_logit_diff']:.2e} | "
+            f"| {name} | {v.ref.size / 1e6:.1f} MB ({v.ref.size / fp32:.0%}) | {val['max_abs_logit_diff']:.2e} | "
             f"{val['top1_agreement']:.2%} | {val['max_abs_prob_diff']:.2e} | {drift:.1e} | "
-            f"{'yes' if v['batch_invariant'] else 'no'} |"
+            f"{'yes' if v.batch_invariant else 'no'} |"
         )
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     md = (
         f"Export of the full-size graph: {total:.0f} s in all ({steps}); gate on the "
-        f"{m['variants']['fp32']['validation']['n_texts']} validation texts.\n\n"
+        f"{m.variants['fp32'].validation['n_texts']} validation texts.\n\n"
         "| variant | file size (× fp32) | max \\|Δlogit\\| vs PyTorch | top-1 agreement | max \\|Δprob\\| | "
         "batch drift | batch-invariant |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     write_results(
         "export_full_size",
-        {"seconds_total": total, "seconds": result.seconds, "manifest": json.loads(json.dumps(m))},
+        {"seconds_total": total, "seconds": result.seconds, "manifest": m.to_dict()},
         md,
     )
     print(md)

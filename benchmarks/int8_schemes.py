@@ -26,9 +26,10 @@ def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> 
     """Write one ONNX file per scheme; returns name -> {file, description, batch_invariant_by_design}."""
     import onnx
 
-    from emotion_onnx.export.fusion import fuse, ort_optimize
-    from emotion_onnx.export.per_token_int8 import PerTokenSettings, activation_ranges, quantize_per_token
-    from emotion_onnx.export.quantization import QuantizationSettings, quantize
+    from emotion_onnx import EmotionClassifier
+    from emotion_onnx_export.fusion import fuse, ort_optimize
+    from emotion_onnx_export.per_token_int8 import PerTokenSettings, activation_ranges, quantize_per_token
+    from emotion_onnx_export.quantization import QuantizationSettings, quantize
 
     heads = next(
         onnx.helper.get_attribute_value(a)
@@ -55,7 +56,7 @@ def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> 
     raw = work / "pt.onnx"
     quantize_per_token(fused, raw, PerTokenSettings())
     finish("per-token", raw, "ours: per-token activations, per-channel weights, int8 embeddings, fused MHA")
-    ranges = activation_ranges(fused, model_dir / "tokenizer.json", calibration_texts)
+    ranges = activation_ranges(fused, EmotionClassifier(model_dir).encoder, calibration_texts)
     for alpha in (0.5,):
         quantize_per_token(fused, raw, PerTokenSettings(smooth_alpha=alpha, activation_ranges=ranges))
         finish(f"per-token+smooth{alpha}", raw, f"per-token with SmoothQuant alpha={alpha} (validation split)")
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, info in schemes.items():
             add_variant(model_dir, name, info["file"])
         if args.checkpoint:
-            from emotion_onnx.export.checkpoint import load_checkpoint
-            from emotion_onnx.export.reference import reference_logits
+            from emotion_onnx_export.checkpoint import load_checkpoint
+            from emotion_onnx_export.reference import reference_logits
 
             reference = reference_logits(load_checkpoint(str(args.checkpoint)), texts, 512)
             reference_name = "PyTorch fp32"

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     clf = EmotionClassifier(args.model)
     clf(texts[:100])
     offline, served, lat_all, batch_means, errors = [], [], [], [], []
-    server = start_server(args.model, args.port, ["--max-queue", str(4 * len(texts)), *args.server_arg])
+    server = start_server(args.model, args.port, args.server_arg)
     try:
         asyncio.run(_load(args.port, texts[:200], args.clients))  # warm-up
         for _ in range(rounds):

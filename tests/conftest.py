@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
+from emotion_onnx_export import data
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _require(path: Path, what: str) -> Path:
-    if path.exists():
+def _require(path: Path | None, what: str) -> Path:
+    if path is not None:
         return path
-    message = f"{what} not found at {path} (set EMOTION_DATA_DIR or place ../shared beside the repo)"
+    message = f"{what} not found (set EMOTION_DATA_DIR, or run from the repository with ../shared beside it)"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
@@ -24,28 +23,17 @@ def _require(path: Path, what: str) -> Path:
 
 @pytest.fixture(scope="session")
 def emotion_dir() -> Path:
-    env = os.environ.get("EMOTION_DATA_DIR")
-    return _require(Path(env) if env else SHARED / "emotion", "the emotion dataset")
+    return _require(data.emotion_dir(), "the emotion dataset")
 
 
 @pytest.fixture(scope="session")
-def vocab_file() -> Path:
-    return _require(SHARED / "bert-base-uncased-vocab.txt", "the uncased BERT vocab")
-
-
-def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            rows.append(json.loads(line))
-            if limit and len(rows) >= limit:
-                break
-    return rows
+def vocab_file(emotion_dir) -> Path:
+    return _require(data.vocab_file(), "the uncased BERT vocab")
 
 
 @pytest.fixture(scope="session")
 def test_texts(emotion_dir) -> list[str]:
-    return [r["text"] for r in read_jsonl(emotion_dir / "test.jsonl")]
+    return data.read_split("test").texts
 
 
 @pytest.fixture(scope="session")
@@ -56,14 +44,14 @@ def validation_file(emotion_dir) -> Path:
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory, vocab_file, emotion_dir):
     """Builds each synthetic checkpoint on first use, once per session."""
-    from emotion_onnx.export.synthetic import build_checkpoint
+    from emotion_onnx_export.synthetic import build_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
     built: dict[str, Path] = {}
 
     def get(shape: str) -> Path:
         if shape not in built:
-            corpus = [r["text"] for r in read_jsonl(emotion_dir / "train.jsonl", 4000)]
+            corpus = data.read_split("train", 4000).texts
             # head_scale spreads the random logits so top-1 agreement is a meaningful check
             built[shape] = build_checkpoint(shape, root / shape, vocab_file=vocab_file, corpus=corpus, head_scale=50.0)
         return built[shape]
@@ -74,8 +62,8 @@ def checkpoints(tmp_path_factory, vocab_file, emotion_dir):
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, checkpoints, validation_file):
     """Exports each checkpoint on first use (gate on the first 300 validation texts)."""
-    from emotion_onnx.export import ExportConfig, run_export
-    from emotion_onnx.export.gate import GateThresholds
+    from emotion_onnx_export import ExportConfig, run_export
+    from emotion_onnx_export.gate import GateThresholds
 
     root = tmp_path_factory.mktemp("models")
     done: dict[str, Path] = {}

@@ -49,15 +49,14 @@ def opset(path: Path) -> int:
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def load_models_script(name: str):
-    """A script under models/ (not a package) imported as a module, for its functions. models/
-    goes on sys.path, as it is when the script runs, so the scripts can import each other."""
+def load_script(folder: str, name: str):
+    """A script under models/ or research/ (not a package) imported as a module, for its functions.
+    Its folder goes on sys.path, as it is when the script runs, so scripts can import each other."""
     import importlib.util
 
-    if str(REPO / "models") not in sys.path:
-        sys.path.insert(0, str(REPO / "models"))
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "models" / f"{name}.py")
+    if str(REPO / folder) not in sys.path:
+        sys.path.insert(0, str(REPO / folder))
+    spec = importlib.util.spec_from_file_location(name, REPO / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

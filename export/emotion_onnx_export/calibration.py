@@ -1,0 +1,114 @@
+"""Fitting and scoring calibration at export time: the temperature (NLL), ECE and reliability
+bins. The runtime only applies what is fitted here (emotion_onnx.calibration)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emotion_onnx.calibration import softmax
+from emotion_onnx.manifest import Calibration
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+ECE_BINS = 15
+
+
+def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the true labels."""
+    logp = log_softmax(logits, temperature)
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def prob_nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true labels from probabilities (clipped at 1e-12)."""
+    p = np.asarray(probs, dtype=np.float64)[np.arange(len(labels)), labels]
+    return float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error of the top-1 confidence, equal-width bins on (0, 1]."""
+    return top_label_ece(probs.max(axis=1), probs.argmax(axis=1) == labels, n_bins)
+
+
+def top_label_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE from each prediction's confidence and whether it was right: the bin-weighted mean of
+    |accuracy - mean confidence| over equal-width bins on (0, 1]."""
+    n = len(conf)
+    return float(
+        sum(b["texts"] / n * abs(b["accuracy"] - b["confidence"]) for b in reliability_bins(conf, correct, n_bins))
+    )
+
+
+def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> list[dict]:
+    """The non-empty equal-width bins on (0, 1] behind the ECE: each bin's edges, how many
+    predictions fall in it, their accuracy and their mean confidence."""
+    conf = np.asarray(conf, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            rows.append(
+                {
+                    "bin": [float(lo), float(hi)],
+                    "texts": int(in_bin.sum()),
+                    "accuracy": float(correct[in_bin].mean()),
+                    "confidence": float(conf[in_bin].mean()),
+                }
+            )
+    return rows
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = TEMPERATURE_BOUNDS[0],
+                    hi: float = TEMPERATURE_BOUNDS[1]) -> float:  # fmt: skip
+    """T minimising NLL, by golden-section search on log T (NLL is unimodal in log T)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    a, b = np.log(lo), np.log(hi)
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(logits, labels, np.exp(c)), nll(logits, labels, np.exp(d))
+    while b - a > 1e-6:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(logits, labels, np.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(logits, labels, np.exp(d))
+    return float(np.exp((a + b) / 2.0))
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray | None, texts: str) -> Calibration:
+    """The Calibration of a variant from its logits on labelled calibration texts: the NLL
+    temperature, with ECE and NLL before and after. Without labels: T = 1, "uncalibrated".
+    A temperature at the search's bound is kept but recorded as a warning, not called calibrated."""
+    if labels is None:
+        return Calibration(
+            1.0, "uncalibrated", None, {"texts": texts, "reason": "the calibration texts have no labels"}
+        )
+    t = fit_temperature(logits, labels)
+    details: dict = {
+        "texts": texts,
+        "n_texts": int(len(labels)),
+        "ece_bins": ECE_BINS,
+        "nll_before": nll(logits, labels),
+        "nll_after_temperature": nll(logits, labels, t),
+        "ece_before": ece(softmax(logits), labels),
+        "ece_after_temperature": ece(softmax(logits, t), labels),
+    }
+    lo, hi = TEMPERATURE_BOUNDS
+    if not lo * 1.01 < t < hi / 1.01:
+        details["warnings"] = [
+            f"the fitted temperature {t:.3g} is at the search's bound [{lo:g}, {hi:g}]: the logits carry "
+            "no usable confidence (a random-weight or collapsed model); the probabilities are not calibrated"
+        ]
+        return Calibration(t, "uncalibrated", None, details)
+    return Calibration(t, "calibrated", None, details)

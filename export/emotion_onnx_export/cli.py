@@ -1,0 +1,125 @@
+"""`emotion-onnx export`: argument parsing and reporting for the export stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .quantization import TARGETS
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Export a sequence-classification checkpoint (local directory or hub id) to ONNX: "
+        "fp32, fused fp32 and int8, each gated against the PyTorch logits and calibrated."
+    )
+    p.add_argument("model", help="checkpoint directory or Hugging Face hub id")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    p.add_argument("--validation", type=Path, help="gate texts, JSONL or CSV (default: emotion validation split)")
+    p.add_argument("--calibration", type=Path, help="labelled texts for the temperature (default: --validation)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--label-field", default="label")
+    p.add_argument("--limit", type=int, help="use only the first N texts of each file")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--target", choices=TARGETS, default="avx512_vnni", help="CPU family for int8")
+    p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--per-tensor-int8",
+        action="store_true",
+        help="also write onnxruntime's per-tensor dynamic int8 (variant int8-per-tensor); its scores depend "
+        "on the batch, so it is opt-in",
+    )
+    p.add_argument("--smooth-alpha", type=float, help="SmoothQuant migration strength for the int8 variant (0-1)")
+    p.add_argument("--gelu-approximation", action="store_true", help="fuse Gelu as FastGelu (off by default)")
+    p.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |Δlogit| for fp32 variants")
+    p.add_argument("--min-agreement", type=float, default=0.99, help="int8 top-1 agreement threshold")
+    p.add_argument(
+        "--max-accuracy-drop", type=float, default=0.002, help="int8 accuracy drop allowed where labels exist"
+    )
+    p.add_argument("--verbose", action="store_true", help="show the warnings of torch, transformers and onnxruntime")
+
+
+def quiet_third_party() -> None:
+    """Tracer and quantiser chatter is not for users; our own gate reports what matters."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .errors import ExportInputError
+    from .gate import GateThresholds
+    from .pipeline import ExportConfig, run_export
+    from .quantization import QuantizationSettings
+
+    if not args.verbose:
+        quiet_third_party()
+    if args.opset < 17:
+        raise ExportInputError(f"--opset must be at least 17, got {args.opset}")
+    if args.limit is not None and args.limit < 1:
+        raise ExportInputError("--limit must be a positive integer")
+    config = ExportConfig(
+        model=args.model,
+        out=args.out,
+        force=args.force,
+        revision=args.revision,
+        validation_file=args.validation,
+        calibration_file=args.calibration,
+        text_field=args.text_field,
+        label_field=args.label_field,
+        limit=args.limit,
+        opset=args.opset,
+        quantization=QuantizationSettings(
+            target=args.target, per_channel=args.per_channel, reduce_range=args.reduce_range
+        ),
+        gelu_approximation=args.gelu_approximation,
+        per_tensor_int8=args.per_tensor_int8,
+        smooth_alpha=args.smooth_alpha,
+        thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement, args.max_accuracy_drop),
+    )
+    return report(run_export(config), args.out)
+
+
+def report(result, out: Path) -> int:
+    """Print the gate figures (stderr) and a JSON summary (stdout); 1 if any variant failed."""
+    for g in result.gate:
+        status = "PASS" if g.passed else "FAIL"
+        figs = {k: g.figures[k] for k in g.figures if isinstance(g.figures[k], (int, float))}
+        line = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in figs.items())
+        print(f"gate {g.variant:<10} {status}: {line}{' — ' + g.reason if g.reason else ''}", file=sys.stderr)
+    if result.out is None:
+        print(f"error: every variant failed the gate; nothing was written to {out}", file=sys.stderr)
+        return 1
+    for name, v in result.manifest.variants.items():
+        for warning in v.calibration.details.get("warnings", []):
+            print(f"warning: {name}: {warning}", file=sys.stderr)
+    summary = {
+        "out": str(result.out),
+        "default_variant": result.manifest.default_variant,
+        "variants": {
+            name: {
+                "file": v.ref.file,
+                "size": v.ref.size,
+                "temperature": round(v.temperature, 4),
+                "calibration": v.calibration.status,
+            }
+            for name, v in result.manifest.variants.items()
+        },
+        "seconds": result.seconds,
+    }
+    print(json.dumps(summary, indent=2))
+    if result.failures:
+        names = ", ".join(g.variant for g in result.failures)
+        print(f"error: variant(s) {names} failed the gate and were not written", file=sys.stderr)
+        return 1
+    return 0

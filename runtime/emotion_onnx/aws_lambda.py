@@ -1,0 +1,151 @@
+"""AWS Lambda handler: `emotion_onnx.aws_lambda.handler`.
+
+Accepts API Gateway REST (payload v1) and HTTP API (v2) proxy events, Function URL events
+(v2 format) and direct invocation with {"inputs": ..., "parameters": {...}} (add
+"task": "embed" for embeddings). Routes, by the end of the path: /predict (and /), /embed,
+/healthz. Proxy events get proxy responses (statusCode, headers, JSON body); direct
+invocations get the result itself, or {"statusCode": 4xx/5xx, "error": ...} on failure.
+
+Requests are decoded and validated by emotion_onnx.requests, exactly as the HTTP server does
+it, so the same body gets the same status and message from both; the limits are the same
+EMOTION_ONNX_MAX_* variables.
+
+The model is loaded once per container, at init (module import): from $EMOTION_ONNX_MODEL,
+else the bundle's `model/` directory, else the embedded default. Nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .classifier import EmotionClassifier
+from .manifest import is_model_dir
+from .requests import Limits, RequestError, decode_json, parse_embed, parse_predict, route_of
+from .responses import body as response_body
+from .responses import encode
+
+MODEL_ENV = "EMOTION_ONNX_MODEL"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _model_dir() -> Path | None:
+    if os.environ.get(MODEL_ENV):
+        return Path(os.environ[MODEL_ENV])
+    root = Path(os.environ.get("LAMBDA_TASK_ROOT") or Path(__file__).resolve().parent.parent)
+    bundled = root / "model"
+    return bundled if is_model_dir(bundled) else None
+
+
+def _load() -> tuple[EmotionClassifier | None, Limits | None, str | None, float]:
+    started = time.perf_counter()
+    try:
+        limits = Limits.from_env()
+        return EmotionClassifier(_model_dir()), limits, None, time.perf_counter() - started
+    except Exception as exc:  # reported on every invocation instead of crashing the init
+        return None, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+
+
+CLASSIFIER, LIMITS, LOAD_ERROR, LOAD_SECONDS = _load()
+
+
+# ---------------------------------------------------------------------------- events
+def _kind(event: Any) -> str:
+    if isinstance(event, dict) and "requestContext" in event:
+        if event.get("version") == "2.0":
+            return "v2"  # HTTP API and Function URLs
+        if "httpMethod" in event:
+            return "v1"
+    return "direct"
+
+
+def _bad_event(message: str) -> RequestError:
+    return RequestError("bad_body", f"malformed {message}")
+
+
+def _http(event: dict, kind: str) -> tuple[str, str]:
+    """(method, path) of a proxy event."""
+    if kind == "v2":
+        context = event.get("requestContext")
+        http = context.get("http") if isinstance(context, dict) else None
+        method = http.get("method") if isinstance(http, dict) else None
+        path = event.get("rawPath") or (http.get("path") if isinstance(http, dict) else None) or "/"
+    else:
+        method, path = event.get("httpMethod"), event.get("path") or "/"
+    if not isinstance(method, str) or not method:
+        raise _bad_event("event: it names no HTTP method (requestContext.http.method or httpMethod)")
+    if not isinstance(path, str):
+        raise _bad_event("event: its path is not a string")
+    return method, path
+
+
+def _headers(event: dict) -> dict[str, str]:
+    headers = event.get("headers")
+    if not isinstance(headers, dict):
+        return {}
+    return {k: v for k, v in headers.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _payload(event: dict, limits: Limits) -> Any:
+    raw = event.get("body")
+    if isinstance(raw, (dict, list)):
+        raise _bad_event("event: its body is already a JSON value; API Gateway sends the body as a string")
+    if raw is not None and not isinstance(raw, str):
+        raise _bad_event("event: its body is not a string")
+    if raw and event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError("bad_body", "the body is marked base64 but is not valid base64") from None
+    return decode_json(raw, _headers(event), limits.max_body_bytes)
+
+
+def _dispatch(event: Any, kind: str) -> Any:
+    if kind == "direct":
+        route, payload = "/predict", event
+        if isinstance(event, dict) and event.get("task") == "embed":
+            route, payload = "/embed", {k: v for k, v in event.items() if k != "task"}
+    else:
+        method, path = _http(event, kind)
+        route = route_of(path, method)
+        if route == "/healthz":
+            return {"status": "ok", "ready": CLASSIFIER is not None}
+        payload = _payload(event, LIMITS or Limits())
+    labels = len(CLASSIFIER.labels) if CLASSIFIER is not None else None
+    limits = LIMITS or Limits()
+    request = parse_predict(payload, limits, labels) if route == "/predict" else parse_embed(payload, limits)
+    if CLASSIFIER is None:
+        raise RequestError("unavailable", f"the model failed to load: {LOAD_ERROR}")
+    if not request.texts:
+        return []
+    outputs = CLASSIFIER.forward_encodings(encode(CLASSIFIER, request, limits))
+    return response_body(CLASSIFIER, request, outputs)
+
+
+def _proxy(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict:
+    return {
+        "statusCode": status,
+        "headers": {**JSON_HEADERS, **(headers or {})},
+        "body": json.dumps(payload),
+        "isBase64Encoded": False,
+    }
+
+
+def handler(event: Any, context: Any = None) -> Any:
+    kind = _kind(event)
+    try:
+        result = _dispatch(event, kind)
+    except RequestError as exc:
+        status, payload, headers = exc.status, exc.body(), exc.headers
+    except Exception as exc:  # never a stack trace in a response
+        status, payload, headers = 500, {"error": f"internal error ({type(exc).__name__})"}, {}
+    else:
+        return result if kind == "direct" else _proxy(200, result)
+    if kind == "direct":
+        return {"statusCode": status, **payload}
+    return _proxy(status, payload, headers)

@@ -1,0 +1,256 @@
+"""The FastAPI application: /predict, /embed, /healthz, /readyz, /metrics and the OpenAPI schema.
+
+Request bodies are decoded and validated by emotion_onnx.requests (as the Lambda handler
+does); the pydantic models in schemas.py only describe them in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from ..classifier import EmotionClassifier
+from ..requests import RequestError, decode_json, method_not_allowed, not_found, parse_embed, parse_predict
+from ..responses import body as response_body
+from ..responses import encode
+from .batcher import MicroBatcher, QueueFullError, ShuttingDownError
+from .guard import Guard
+from .metrics import ServerMetrics
+from .schemas import EmbedResponse, ErrorBody, PredictResponse, request_models
+from .settings import ServerSettings
+
+# Requests with at most this many characters are tokenised on the event loop (tens of
+# microseconds); bigger ones in a worker thread, so they never stall other clients.
+INLINE_TOKENIZE_CHARS = 4096
+
+
+class ClientGone(Exception):
+    """The client disconnected before its result was ready."""
+
+
+def unavailable(message: str, retry_after: int) -> RequestError:
+    return RequestError("unavailable", message, {"Retry-After": str(retry_after)})
+
+
+class InferenceService:
+    """Owns the classifier (loaded in the background, so /readyz can say when) and the batcher."""
+
+    def __init__(self, settings: ServerSettings, metrics: ServerMetrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.clf: EmotionClassifier | None = None
+        self.load_error: str | None = None  # the kind of failure, for clients
+        self.batcher: MicroBatcher | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.clf is not None and self.batcher is not None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._load_task = loop.run_in_executor(None, self._load)
+        self._attach_task = asyncio.ensure_future(self._attach_batcher())
+
+    def _load(self) -> None:
+        s = self.settings
+        try:
+            clf = EmotionClassifier(s.model, variant=s.variant, intra_op_threads=s.threads, spinning=s.spinning)
+            clf.warn_if_batch_dependent("the server's micro-batches")
+            self.clf = clf
+        except Exception as exc:  # the operator reads the details on stderr; clients get the kind
+            print(f"emotion-onnx serve: the model failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+            self.load_error = type(exc).__name__
+
+    async def _attach_batcher(self) -> None:
+        await self._load_task
+        if self.clf is None:
+            return
+        batcher = MicroBatcher(
+            self.clf.forward_encodings,
+            batch_tokens=self.settings.batch_tokens,
+            max_wait_ms=self.settings.max_wait_ms,
+            max_queue_tokens=self.settings.max_queue_tokens,
+            on_batch=self.metrics.observe_batch,
+            on_skip=self.metrics.skipped.inc,
+        )
+        batcher.start()
+        self.metrics.queue_depth.set_function(lambda: batcher.queued_texts)
+        self.batcher = batcher
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._attach_task
+        if self.batcher is not None:
+            await self.batcher.close()
+
+    def _not_ready(self) -> RequestError:
+        if self.load_error:
+            return unavailable(f"the model failed to load ({self.load_error}); see the server's log", 30)
+        return unavailable("the model is still loading", 1)
+
+    async def answer(self, route: str, request: Request) -> list:
+        """Decode, validate, admit, infer and shape the answer of one /predict or /embed request."""
+        payload = decode_json(await request.body(), dict(request.headers))
+        limits = self.settings.limits
+        labels = len(self.clf.labels) if self.clf is not None else None
+        parsed = parse_predict(payload, limits, labels) if route == "/predict" else parse_embed(payload, limits)
+        if not self.ready:
+            raise self._not_ready()
+        if not parsed.texts:
+            return []
+        clf = self.clf
+        if sum(len(t) for t in parsed.texts) <= INLINE_TOKENIZE_CHARS:
+            encodings = encode(clf, parsed, limits)
+        else:
+            encodings = await asyncio.get_running_loop().run_in_executor(None, encode, clf, parsed, limits)
+        outputs = await self._infer(encodings, request)
+        return response_body(clf, parsed, outputs)
+
+    async def _infer(self, encodings: list, request: Request) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            job = self.batcher.submit(encodings)
+        except QueueFullError as exc:
+            self.metrics.rejected.inc(len(encodings))
+            raise unavailable(f"server busy: {exc}", self.settings.retry_after_s) from None
+        except ShuttingDownError as exc:
+            raise unavailable(str(exc), self.settings.retry_after_s) from None
+        watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+        try:
+            done, _ = await asyncio.wait({job.future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if job.future not in done:  # the client left first
+                self.batcher.cancel(job)
+                raise ClientGone
+            return job.future.result()
+        finally:
+            watcher.cancel()
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(settings: ServerSettings | None = None) -> Any:
+    settings = settings or ServerSettings.from_env()
+    settings.check()
+    metrics = ServerMetrics()
+    service = InferenceService(settings, metrics)
+    PredictRequest, EmbedRequest = request_models(settings.limits)
+    errors = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 503)}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()
+        yield
+        await service.stop()  # uvicorn has stopped accepting and drained the connections
+
+    app = FastAPI(
+        title="emotion-onnx",
+        summary="Emotion classification (sadness, joy, love, anger, fear, surprise) on onnxruntime.",
+        version=_version(),
+        lifespan=lifespan,
+        redirect_slashes=False,  # never redirect to the client's Host header; /predict/ is served
+    )
+    app.state.service = service
+    app.state.settings = settings
+
+    @app.exception_handler(RequestError)
+    async def on_request_error(request: Request, exc: RequestError):
+        return _error(exc.status, str(exc), exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException):
+        if exc.status_code == 404:
+            return _error(404, str(not_found(request.url.path)))
+        if exc.status_code == 405:
+            wanted = "GET" if request.url.path.rstrip("/") in ("/healthz", "/readyz", "/metrics") else "POST"
+            err = method_not_allowed(request.url.path.rstrip("/") or "/", request.method, wanted)
+            return _error(405, str(err), err.headers)
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        return _error(422, "invalid request")
+
+    @app.exception_handler(ClientGone)
+    async def on_gone(request: Request, exc: ClientGone):
+        return _error(499, "client closed the request")  # nginx's convention; nobody reads it
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception):
+        return _error(500, f"internal error ({type(exc).__name__})")
+
+    def body_doc(model) -> dict:
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+    def handler(route: str):
+        async def handle(request: Request):  # the only parameter: nothing else may reach it from a query string
+            return JSONResponse(await service.answer(route, request))
+
+        return handle
+
+    for route, model, response, summary in (
+        ("/predict", PredictRequest, PredictResponse, "Classify texts"),
+        ("/embed", EmbedRequest, EmbedResponse, "Sentence embeddings"),
+    ):
+        doc = body_doc(model)
+        app.post(route, response_model=response, responses=errors, summary=summary, openapi_extra=doc)(handler(route))
+        app.post(route + "/", include_in_schema=False)(handler(route))
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: is the model loaded?", responses={503: {"model": ErrorBody}})
+    async def readyz():
+        if service.ready:
+            clf = service.clf
+            return {
+                "status": "ready",
+                "model": clf.manifest.name or clf.manifest.directory.name,
+                "variant": clf.variant.name,
+                "labels": clf.labels,
+            }
+        err = service._not_ready()
+        return _error(err.status, str(err), err.headers)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus():
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (PredictRequest, EmbedRequest):
+                doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(doc.pop("$defs", {}))
+                components[model.__name__] = doc
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return Guard(app, max_body_bytes=settings.limits.max_body_bytes, api_token=settings.api_token, metrics=metrics)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

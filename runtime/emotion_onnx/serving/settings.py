@@ -1,0 +1,56 @@
+"""Server knobs, with defaults suited to a small CPU server. Request limits are the shared
+`emotion_onnx.requests.Limits` (the same EMOTION_ONNX_MAX_* variables as the Lambda handler)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..requests import Limits
+
+TOKEN_ENV = "EMOTION_ONNX_API_TOKEN"
+
+
+def api_token_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The bearer token, or None when the variable is unset. A token that is set but empty, or
+    that has spaces or a newline around it (a copy-paste or `echo` slip), is refused instead of
+    silently turning auth off or making every request 401."""
+    environ = os.environ if environ is None else environ
+    token = environ.get(TOKEN_ENV)
+    if token is None:
+        return None
+    if not token.strip():
+        raise InputError(f"{TOKEN_ENV} is set but empty; unset it to serve without auth, or set a token")
+    if token != token.strip():
+        raise InputError(f"{TOKEN_ENV} has spaces or a newline around it; remove them (the token is used verbatim)")
+    return token
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model: str | None = None  # model directory; None: the embedded default
+    variant: str | None = None
+    threads: int | None = None  # onnxruntime intra-op threads; None: usable CPUs
+    spinning: bool | None = None  # None: onnxruntime's default (spin briefly between calls)
+    limits: Limits = field(default_factory=Limits)
+    batch_tokens: int = 8192  # micro-batch budget: real tokens coalesced into one inference call
+    max_wait_ms: float = 2.0  # how long the first request of a micro-batch waits for company
+    max_queue_tokens: int = 131_072  # tokens waiting for inference; beyond this, 503 + Retry-After
+    retry_after_s: int = 1
+    api_token: str | None = None  # bearer token; None: no auth
+
+    @classmethod
+    def from_env(cls, limits: dict[str, int | None] | None = None, **kwargs) -> ServerSettings:
+        """Settings with the token and the limits' EMOTION_ONNX_MAX_* variables read from the
+        environment; `limits` overrides (from command-line flags) win over the variables."""
+        return cls(api_token=api_token_from_env(), limits=Limits.from_env(**(limits or {})), **kwargs)
+
+    def check(self) -> None:
+        self.limits.check()
+        for name in ("batch_tokens", "max_queue_tokens", "retry_after_s"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")

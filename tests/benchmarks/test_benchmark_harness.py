@@ -1,0 +1,120 @@
+"""The benchmark scripts run end to end in --quick mode (no speed is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("script", ["runtime_speed.py", "int8_schemes.py"])
+def test_quick_run_writes_results(script, tiny_model, tmp_path):
+    env = {**os.environ, "EMOTION_ONNX_BENCH_RESULTS": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--model", str(tiny_model), "--quick", "--name", "t"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stem = script.removesuffix(".py") + "_t"
+    data = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert data["machine"]["cpus_usable"] >= 1
+    assert (tmp_path / f"{stem}.md").read_text().startswith(("Runtime speed", "INT8 schemes"))
+    assert (tmp_path / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    if script == "runtime_speed.py":  # one latency block per throughput round, each with bare session.run
+        single = data["single_text"]
+        assert len(single["block_p50_ms"]) == len(single["session_run_block_p50_ms"]) == data["repeats"]
+        assert single["n"] == 30 * data["repeats"]
+        assert "bare `session.run`" in (tmp_path / f"{stem}.md").read_text()
+    if script == "int8_schemes.py":
+        assert data["schemes"]["per-token"]["batch_invariant"] is True
+        assert data["schemes"]["dynamic-per-channel"]["batch_invariant"] is False
+
+
+def _run_quick(script: str, tmp_path, *args: str, timeout: int = 1200) -> None:
+    env = {**os.environ, "EMOTION_ONNX_BENCH_RESULTS": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args, "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_compare_systems_quick_runs_every_system(tiny_model, tmp_path):
+    """Every system (PyTorch, dynamic int8, Optimum fp32/int8, OpenVINO x2, ours x2) on a slice."""
+    pytest.importorskip("openvino")
+    _run_quick("compare_systems.py", tmp_path, "--full-size", str(tiny_model), "--trained", str(tiny_model))
+    data = json.loads((tmp_path / "compare_systems.json").read_text())
+    expected = ["pytorch-fp32", "pytorch-dynamic-int8", "optimum-fp32", "optimum-int8", "openvino-default",
+                "openvino-f32", "ours-fp32", "ours-int8"]  # fmt: skip
+    for model in ("full-size", "trained"):
+        systems = data["models"][model]["systems"]
+        assert list(systems) == expected
+        for result in systems.values():
+            assert result["batch_texts_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+            assert result["cold_start_s"] > 0 and result["peak_rss_mb"] > 0
+            assert result["agreement_with_pytorch"] >= 0.9  # same weights; int8 may flip a rare near-tie
+    assert data["models"]["trained"]["systems"]["ours-int8"]["accuracy"] >= 0
+    assert data["footprint"]["torch_stack_mb"] > data["footprint"]["runtime_mb"] > 0
+    assert "Goals for ours-int8" in (tmp_path / "compare_systems.md").read_text()
+    assert (tmp_path / "compare_systems_full-size.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_serve_and_lambda_benchmarks_quick(tiny_model, tmp_path):
+    _run_quick("serve_throughput.py", tmp_path, "--model", str(tiny_model), "--name", "t", "--port", "0")
+    served = json.loads((tmp_path / "serve_throughput_t.json").read_text())
+    assert served["errors"] == 0 and served["served_requests_per_s"][0] > 0
+    assert (tmp_path / "serve_throughput_t.png").read_bytes()[:4] == b"\x89PNG"
+    _run_quick("lambda_bundle.py", tmp_path, "--model", str(tiny_model), "--name", "t")
+    bundle = json.loads((tmp_path / "lambda_bundle_t.json").read_text())
+    assert bundle["cold_start"]["process_to_first_response_s_median"] > 0
+
+
+def test_latency_breakdown_prints_the_split(tiny_model):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "latency_breakdown.py"), str(tiny_model), "int8", "--runs", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("clf([text]) end to end", "tokenise", "session.run", "kernel time", "MatMulIntegerToFloat"):
+        assert row in proc.stdout
+
+
+def test_single_text_chain_probe_quick(tiny_model, tmp_path):
+    import onnx
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from single_text_chain import strip_row_scales
+
+    shipped = tiny_model / json.loads((tiny_model / "manifest.json").read_text())["variants"]["int8"]["file"]
+    removed = strip_row_scales(shipped, tmp_path / "probe.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "probe.onnx")).graph.node]
+    before = [n.op_type for n in onnx.load(str(shipped)).graph.node]
+    # Abs, ReduceMax and Div go with every quantised activation; the GEMMs stay
+    assert removed == 3 * before.count("QuantizeLinear") > 0
+    assert (
+        "Abs" not in ops
+        and "Div" not in ops
+        and ops.count("MatMulIntegerToFloat") == before.count("MatMulIntegerToFloat")
+    )
+    # every GEMM's row rescale Mul became an Identity
+    assert ops.count("Identity") - before.count("Identity") == before.count("MatMulIntegerToFloat")
+    _run_quick("single_text_chain.py", tmp_path, "--model", str(tiny_model), "--name", "t")
+    data = json.loads((tmp_path / "single_text_chain_t.json").read_text())
+    assert data["nodes_removed_in_probe"] == removed
+    assert set(data["latency"]) >= {"per-token int8 (shipped)", "probe: per-row ops removed", "clf([text]), shipped"}
+    assert (tmp_path / "single_text_chain_t.png").read_bytes()[:4] == b"\x89PNG"

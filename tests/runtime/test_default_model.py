@@ -1,0 +1,81 @@
+"""The embedded default model: gated in CI without torch against the PyTorch checkpoint's logits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emotion_onnx import EmotionClassifier, default_model_dir
+from helpers import REPO, load_script
+
+CARD_DIR = REPO / "models" / "emotion-minilm-l6"
+LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+
+
+@pytest.fixture(scope="module")
+def default_clf():
+    assert (default_model_dir() / "manifest.json").is_file(), "the embedded default model is missing"
+    return EmotionClassifier()
+
+
+@pytest.fixture(scope="module")
+def test_split(emotion_dir):
+    rows = [json.loads(line) for line in (emotion_dir / "test.jsonl").read_text().splitlines()]
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows])
+
+
+def test_embedded_model_is_small_and_int8(default_clf):
+    total = sum(p.stat().st_size for p in default_model_dir().iterdir())
+    assert total <= 30_000_000, total
+    assert default_clf.variant.name == "int8"
+    assert default_clf.variant.batch_invariant
+    assert default_clf.labels == LABELS
+    assert default_clf.manifest.architecture == "distilbert"
+
+
+def test_shipped_int8_against_pytorch_logits_without_torch(default_clf, test_split):
+    texts, labels = test_split
+    reference = np.load(CARD_DIR / "pytorch_test_logits.npy")
+    assert reference.shape == (len(texts), 6)
+    logits = default_clf.logits(texts)
+    agreement = (logits.argmax(1) == reference.argmax(1)).mean()
+    acc_int8 = (logits.argmax(1) == labels).mean()
+    acc_torch = (reference.argmax(1) == labels).mean()
+    assert agreement >= 0.995, agreement
+    assert abs(acc_int8 - acc_torch) <= 0.003, (acc_int8, acc_torch)
+    assert acc_int8 >= 0.90  # a real emotion classifier, not a toy
+
+
+def test_readme_example(default_clf):
+    assert default_clf("i feel wonderful today")[0]["label"] == "joy"
+    assert default_clf("i am so scared of what might happen")[0]["label"] == "fear"
+
+
+WORDS = ["i", "feel", "so", "happy", "sad", "angry", "scared", "today", "because", "the", "news", "is", "awful"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(st.lists(st.sampled_from(WORDS), max_size=60).map(" ".join), min_size=1, max_size=16),
+    neighbours=st.lists(st.lists(st.sampled_from(WORDS), max_size=120).map(" ".join), max_size=16),
+)
+def test_shipped_variant_is_batch_invariant(default_clf, texts, neighbours):
+    batched = default_clf.logits([*texts, *neighbours])[: len(texts)]
+    alone = np.vstack([default_clf.logits([t]) for t in texts])
+    np.testing.assert_allclose(batched, alone, atol=1e-6, rtol=0)
+
+
+def test_ece_sampling_floor():
+    floor = load_script("models", "build_card").ece_sampling_floor
+    # certain, one-hot probabilities: the drawn labels always equal the prediction, so no ECE at all
+    assert floor(np.eye(6)[np.arange(600) % 6], draws=20).max() == 0.0
+    # a coin flip over 2 classes: the ECE is |accuracy - 0.5|, binomial noise of about 0.4 / sqrt(n)
+    coin = np.full((2000, 2), 0.5)
+    noise = floor(coin, draws=400)
+    assert 0.004 < np.median(noise) < 0.012
+    # and it shrinks with more texts
+    assert np.median(floor(np.full((20000, 2), 0.5), draws=100)) < np.median(noise) / 2
