@@ -35,13 +35,15 @@ def read_split(split: str, limit: int | None = None) -> tuple[list[str], list[in
 
 
 def machine() -> dict:
+    """What a result was measured on: the CPU's model and flags as lscpu prints them, the usable
+    CPUs, Python and onnxruntime."""
     info = {"python": platform.python_version(), "cpus_usable": len(os.sched_getaffinity(0))}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        info["cpu"] = fields.get("Model name", "").strip()
+        info["cpu_flags"] = fields.get("Flags", "").strip()
+    except (OSError, subprocess.SubprocessError):
         pass
     try:
         import onnxruntime

@@ -331,6 +331,35 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+def summary_markdown(data: dict) -> str:
+    """The README's table: every system on both models, side by side (one interleaved run)."""
+    models = data["models"]
+    names = list(dict.fromkeys(n for m in models.values() for n in m["systems"]))
+
+    def cell(model: str, system: str, key: str, fmt: str) -> str:
+        r = models.get(model, {}).get("systems", {}).get(system, {})
+        return format(r[key], fmt) if r.get(key) is not None else "—"
+
+    machine = data.get("machine", {})
+    lines = [
+        f"{machine.get('cpus_usable', '?')} cores of an {machine.get('cpu', '?')} "
+        f"({data.get('date', '?')}, `python benchmarks/compare_systems.py`; details in docs/benchmarks.md).",
+        "",
+        "| system | full-size texts/s | embedded model texts/s | one text p50, full / embedded | batch drift "
+        "| agreement with PyTorch | accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        lines.append(
+            f"| {n} | {cell('full-size', n, 'batch_texts_per_s', '.0f')} "
+            f"| {cell('trained', n, 'batch_texts_per_s', '.0f')} "
+            f"| {cell('full-size', n, 'p50_ms', '.2f')} / {cell('trained', n, 'p50_ms', '.2f')} ms "
+            f"| {cell('full-size', n, 'batch_drift', '.1e')} | {cell('trained', n, 'agreement_with_pytorch', '.2%')} "
+            f"| {cell('trained', n, 'accuracy', '.2%')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def plots(data: dict) -> None:
     import matplotlib
 

@@ -22,8 +22,8 @@ batch neighbours. This pass rewrites the fused fp32 graph instead:
   calibration texts (x / f is applied to the row before quantisation, W * f offline).
 * Gemm nodes (the classification head, fed only the [CLS] rows) stay fp32.
 * exact GELU (BiasGelu / Gelu) becomes FastGelu, its tanh approximation (|error| < 5e-4 per
-  activation, below the int8 rounding of the GEMM that reads it); it took 3 % off a short
-  text's latency on the full-size graph. `fast_gelu=False` keeps the exact erf.
+  activation, below the int8 rounding of the GEMM that reads it), which is cheaper to compute.
+  `fast_gelu=False` keeps the exact erf.
 """
 
 from __future__ import annotations

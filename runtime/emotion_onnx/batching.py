@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # A batch also ends when the next item is longer than RATIO x its shortest item + SLACK tokens,
-# so that no batch pads its short texts much. This matters for small, mixed sets (the server's
-# micro-batches of a few dozen texts): measured on 62-text chunks of the emotion test split,
-# the embedded model went from 408 to 579 texts/s and DistilBERT-base from 174 to 220, while
-# whole-split throughput was unchanged or better (635 -> 651, 254 -> 258).
+# so that no batch pads its short texts much. This matters for small, mixed sets such as the
+# server's micro-batches of a few dozen texts (benchmarks/runtime_speed.py measures bucketing).
 PADDING_RATIO = 1.25
 PADDING_SLACK = 4
 

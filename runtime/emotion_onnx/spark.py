@@ -81,33 +81,27 @@ def _classify_batches(
 
     clf = worker_classifier(model, threads, variant, max_batch_tokens)
     for pdf in batches:
-        texts = pdf[text_col]
-        present = texts.notna().to_numpy()
-        idx = np.flatnonzero(present)
-        valid = [str(t) for t in texts[present]]
-        logits, embeds = clf.forward(valid)
-        probs = clf.probabilities(logits, calibrated)
-        n = len(pdf)
-        labels = np.full(n, None, dtype=object)
-        scores = np.full(n, np.nan)
-        top = probs.argmax(axis=1) if len(valid) else np.empty(0, dtype=int)
-        labels[idx] = [clf.labels[i] for i in top]
-        scores[idx] = probs[np.arange(len(valid)), top]
+        texts = [None if t is None or t != t else str(t) for t in pdf[text_col].tolist()]  # NaN is null too
+        records = list(
+            clf.stream(
+                texts,
+                chunk_size=max(1, len(texts)),
+                calibrated=calibrated,
+                return_probabilities=probabilities != "none",
+                return_embedding=embedding,
+                allow_none=True,
+            )
+        )
         out = pdf.copy()
-        out[columns["label"]] = labels
-        out[columns["score"]] = scores
-        out.loc[~present, columns["score"]] = None
+        out[columns["label"]] = [r["label"] for r in records]
+        out[columns["score"]] = np.array([np.nan if r["score"] is None else r["score"] for r in records])
+        out.loc[[r["score"] is None for r in records], columns["score"]] = None
         if probabilities != "none":
-            rows: list[Any] = [None] * n
-            for j, i in enumerate(idx):
-                rows[i] = {label: float(p) for label, p in zip(clf.labels, probs[j])}
-            out[columns["probabilities"]] = rows
+            out[columns["probabilities"]] = [r["probabilities"] for r in records]
         if embedding:
-            normed = clf.normalize(embeds, True)
-            vecs: list[Any] = [None] * n
-            for j, i in enumerate(idx):
-                vecs[i] = normed[j].astype(np.float32)
-            out[columns["embedding"]] = vecs
+            out[columns["embedding"]] = [
+                None if r["embedding"] is None else np.asarray(r["embedding"], dtype=np.float32) for r in records
+            ]
         yield out
 
 
@@ -134,7 +128,7 @@ def classify_dataframe(
     threads: onnxruntime intra-op threads per task; default `spark.task.cpus`.
     """
     from .classifier import default_model_dir
-    from .manifest import load_manifest
+    from .manifest import load as load_manifest
 
     if text_col not in df.columns:
         raise ValueError(f"DataFrame has no column {text_col!r} (columns: {', '.join(df.columns)})")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_onnx import EmotionClassifier, default_model_dir
+from emotion_onnx_export import data
 from helpers import REPO, load_script
 
 CARD_DIR = REPO / "models" / "emotion-minilm-l6"
@@ -24,8 +23,8 @@ def default_clf():
 
 @pytest.fixture(scope="module")
 def test_split(emotion_dir):
-    rows = [json.loads(line) for line in (emotion_dir / "test.jsonl").read_text().splitlines()]
-    return [r["text"] for r in rows], np.array([r["label"] for r in rows])
+    split = data.read_split("test")
+    return split.texts, np.array(split.labels)
 
 
 def test_embedded_model_is_small_and_int8(default_clf):
