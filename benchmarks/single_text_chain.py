@@ -28,7 +28,7 @@ def strip_row_scales(src: Path, dst: Path) -> int:
     import onnx
     from onnx import helper
 
-    from emotion_onnx_export.per_token_int8 import drop_dead_nodes
+    from emotion_onnx_export.int8 import drop_dead_nodes
 
     model = onnx.load(str(src))
     graph = model.graph

@@ -34,7 +34,32 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="also write onnxruntime's per-tensor dynamic int8 (variant int8-per-tensor); its scores depend "
         "on the batch, so it is opt-in",
     )
-    p.add_argument("--smooth-alpha", type=float, help="SmoothQuant migration strength for the int8 variant (0-1)")
+    p.add_argument(
+        "--int8-scheme",
+        choices=("per-token", "mixed", "static"),
+        default="per-token",
+        help="activation quantisation of the int8 variant: one scale per token row computed at run time (default); "
+        "mixed: static scales calibrated at export for layer-norm outputs, per-token for the rest; static: static "
+        "scales everywhere. All are batch-invariant (docs/int8.md)",
+    )
+    p.add_argument(
+        "--percentile",
+        type=float,
+        help="static int8: calibrate each activation's range at this percentile of its values (default: min/max)",
+    )
+    p.add_argument("--smooth-alpha", type=float, help="SmoothQuant migration strength for the per-token scheme (0-1)")
+    p.add_argument(
+        "--openvino",
+        action="store_true",
+        help="also write an OpenVINO INT8 variant (NNCF post-training quantisation); the runtime uses it where "
+        "openvino is installed and it measured faster (needs the export-openvino extra)",
+    )
+    p.add_argument(
+        "--full-last-layer",
+        action="store_true",
+        help="compute the last transformer block for every token (default: only the first token, which is all the "
+        "classification head reads; DistilBERT)",
+    )
     p.add_argument("--gelu-approximation", action="store_true", help="fuse Gelu as FastGelu (off by default)")
     p.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |Δlogit| for fp32 variants")
     p.add_argument("--min-agreement", type=float, default=0.99, help="int8 top-1 agreement threshold")
@@ -68,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise ExportInputError(f"--opset must be at least 17, got {args.opset}")
     if args.limit is not None and args.limit < 1:
         raise ExportInputError("--limit must be a positive integer")
+    if args.percentile is not None and not 50.0 < args.percentile <= 100.0:
+        raise ExportInputError(f"--percentile must be in (50, 100], got {args.percentile}")
     config = ExportConfig(
         model=args.model,
         out=args.out,
@@ -84,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
         ),
         gelu_approximation=args.gelu_approximation,
         per_tensor_int8=args.per_tensor_int8,
+        int8_scheme=args.int8_scheme,
+        percentile=args.percentile,
         smooth_alpha=args.smooth_alpha,
+        first_token_last_layer=not args.full_last_layer,
+        openvino=args.openvino,
         thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement, args.max_accuracy_drop),
     )
     return report(run_export(config), args.out)

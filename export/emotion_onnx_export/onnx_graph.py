@@ -71,14 +71,57 @@ def _onnx_config(ckpt: Checkpoint):
     return EmotionOnnxConfig(ckpt.model.config, task="text-classification"), input_names
 
 
-def export_onnx(ckpt: Checkpoint, path: Path, opset: int = OPSET) -> list[str]:
-    """Write the fp32 graph to `path`; return its input names."""
+def first_token_last_layer_supported(ckpt: Checkpoint) -> bool:
+    return ckpt.arch.model_type == "distilbert"
+
+
+def _first_token_last_layer(ckpt: Checkpoint):
+    """Make DistilBERT's last transformer block compute only the first token's row.
+
+    The classification head and the embedding read only h[:, 0] of the last hidden state, so in
+    the last block only the first token needs a query, an attention output, a residual, the
+    feed-forward network and the layer norms; the keys and values still come from every token.
+    The logits are the same (the export gate checks them against the full PyTorch model), and
+    the last block's per-token work for the other tokens is gone."""
+    transformer = ckpt.model.distilbert.transformer
+    last = transformer.layer[-1]
+    original = transformer.forward
+
+    def forward(self, x, attn_mask=None, head_mask=None, output_attentions=False, output_hidden_states=False,
+                return_dict=None):  # fmt: skip
+        from transformers.modeling_outputs import BaseModelOutput
+
+        hidden = x
+        for layer in self.layer[:-1]:
+            hidden = layer(hidden, attn_mask)[-1]
+        query = hidden[:, :1]
+        # the expanded (batch, 1, query, key) mask keeps its first query row
+        mask = attn_mask[:, :, :1, :] if attn_mask is not None and attn_mask.dim() == 4 else attn_mask
+        attended = last.attention(query=query, key=hidden, value=hidden, mask=mask)[0]
+        attended = last.sa_layer_norm(attended + query)
+        return BaseModelOutput(last_hidden_state=last.output_layer_norm(last.ffn(attended) + attended))
+
+    forward.__signature__ = inspect.signature(original)
+    transformer.forward = types.MethodType(forward, transformer)
+
+    def restore():
+        del transformer.forward
+
+    return restore
+
+
+def export_onnx(ckpt: Checkpoint, path: Path, opset: int = OPSET, first_token_last_layer: bool = True) -> list[str]:
+    """Write the fp32 graph to `path`; return its input names. With first_token_last_layer (and an
+    architecture that supports it), the last transformer block computes only the first token."""
     from optimum.exporters.onnx.convert import export_pytorch
 
     config, input_names = _onnx_config(ckpt)
-    restore = _with_embedding_output(ckpt)
+    restores = [_with_embedding_output(ckpt)]
+    if first_token_last_layer and first_token_last_layer_supported(ckpt):
+        restores.append(_first_token_last_layer(ckpt))
     try:
         export_pytorch(ckpt.model, config, opset=opset, output=path)
     finally:
-        restore()
+        for restore in reversed(restores):
+            restore()
     return input_names

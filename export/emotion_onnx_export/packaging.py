@@ -23,7 +23,7 @@ def copy_variant(model_dir: Path, dest: Path, variant: str | None = None, name: 
     """Write `dest` (replaced atomically if it exists) and return it; the copy is re-validated."""
     model_dir, dest = Path(model_dir), Path(dest)
     source = manifest_io.load(model_dir)
-    chosen = source.variant(variant)
+    chosen = source.variant(variant)  # default: the fastest that onnxruntime runs
     copy = source.only(chosen.name, **({"name": name} if name else {}))
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

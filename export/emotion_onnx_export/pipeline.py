@@ -20,23 +20,28 @@ from .calibration import fit_calibration
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import LabelledTexts, emotion_split, label_ids, read_labelled
 from .errors import ExportInputError
-from .fusion import fuse, op_counts, ort_optimize
+from .fusion import fuse, op_counts, ort_optimize, unfuse_skip_layer_norm
 from .gate import GateResult, GateThresholds, batch_invariance, compare
-from .onnx_graph import OPSET, export_onnx, head_linear
-from .per_token_int8 import PerTokenSettings, activation_ranges, quantize_per_token
+from .int8 import Int8Settings, activation_stats, quantize_int8
+from .onnx_graph import OPSET, export_onnx, first_token_last_layer_supported, head_linear
 from .quantization import QuantizationSettings, quantize
 from .reference import reference_logits
 from .tokenizer_files import write_tokenizer
 
-RAW, FUSED, INT8, INT8_PER_TENSOR = "fp32", "fp32-fused", "int8", "int8-per-tensor"
+RAW, FUSED, INT8, INT8_PER_TENSOR, INT8_OPENVINO = "fp32", "fp32-fused", "int8", "int8-per-tensor", "int8-openvino"
 FILES = {
     RAW: "model.onnx",
     FUSED: "model_fused.onnx",
     INT8: "model_int8.onnx",
     INT8_PER_TENSOR: "model_int8_per_tensor.onnx",
+    INT8_OPENVINO: "model_int8_openvino.xml",
 }
-PRECISION = {RAW: "fp32", FUSED: "fp32", INT8: "int8", INT8_PER_TENSOR: "int8"}
-PARENT = {FUSED: RAW, INT8: FUSED, INT8_PER_TENSOR: FUSED}  # built from a graph that failed: fails too
+WEIGHTS = {INT8_OPENVINO: "model_int8_openvino.bin"}
+ENGINE = {INT8_OPENVINO: "openvino"}
+PRECISION = {RAW: "fp32", FUSED: "fp32", INT8: "int8", INT8_PER_TENSOR: "int8", INT8_OPENVINO: "int8"}
+# a variant built from a graph that failed the gate fails too
+PARENT = {FUSED: RAW, INT8: FUSED, INT8_PER_TENSOR: FUSED, INT8_OPENVINO: RAW}
+SPEED_TEXTS = 500  # validation texts timed per variant, after the gate has warmed it up
 BATCH_INVARIANCE_TEXTS = 64
 BATCH_INVARIANCE_TOLERANCE = 1e-6
 STEPS = ("load checkpoint", "export ONNX (optimum)", "fuse graph", "quantise int8", "pytorch reference",
@@ -58,7 +63,11 @@ class ExportConfig:
     opset: int = OPSET
     quantization: QuantizationSettings = field(default_factory=QuantizationSettings)
     per_tensor_int8: bool = False  # opt-in: also write onnxruntime's per-tensor dynamic int8 (batch-dependent)
-    smooth_alpha: float | None = None  # SmoothQuant strength for the per-token int8 variant
+    int8_scheme: str = "per-token"  # emotion_onnx_export.int8.SCHEMES
+    percentile: float | None = None  # static int8 ranges: None = min/max of the calibration activations
+    smooth_alpha: float | None = None  # SmoothQuant strength for the per-token int8 scheme
+    first_token_last_layer: bool = True  # the last block computes only the first token (where supported)
+    openvino: bool = False  # also write the OpenVINO INT8 variant (NNCF); needs the export-openvino extra
     gelu_approximation: bool = False
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     name: str | None = None  # the model's name, recorded in the manifest
@@ -112,6 +121,16 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
+def _speed(clf, texts: list[str]) -> float:
+    """Texts per second of `clf` on `texts` (already warmed up by the gate), the better of two runs."""
+    best = 0.0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        clf.forward(texts)
+        best = max(best, len(texts) / max(time.perf_counter() - t0, 1e-9))
+    return best
+
+
 def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ExportInputError(f"output path {out} exists and is not a directory")
@@ -163,48 +182,79 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     heads = getattr(mconf, "n_heads", None) or mconf.num_attention_heads
     hidden = getattr(mconf, "dim", None) or mconf.hidden_size
     steps.start("export ONNX (optimum)")
-    input_names = export_onnx(ckpt, tmp / FILES[RAW], opset=config.opset)
+    first_token = config.first_token_last_layer and first_token_last_layer_supported(ckpt)
+    input_names = export_onnx(ckpt, tmp / FILES[RAW], opset=config.opset, first_token_last_layer=first_token)
     tok = write_tokenizer(ckpt, tmp / "tokenizer.json")
     steps.start("fuse graph")
     fused_raw = tmp / "fused.tmp.onnx"
+    optimized = tmp / "optimized.tmp.onnx"
     fuse(tmp / FILES[RAW], fused_raw, heads, hidden, config.gelu_approximation)
-    ort_optimize(fused_raw, tmp / FILES[FUSED])
+
+    def finish(raw: Path, name: str) -> None:  # onnxruntime's offline optimisation, then the unfuse
+        ort_optimize(raw, optimized)
+        unfuse_skip_layer_norm(optimized, tmp / FILES[name])
+
+    finish(fused_raw, FUSED)
     steps.start("quantise int8")
     names = [RAW, FUSED, INT8] + ([INT8_PER_TENSOR] if config.per_tensor_int8 else [])
-    per_token = PerTokenSettings(
-        reduce_range=config.quantization.resolved_reduce_range(), smooth_alpha=config.smooth_alpha
+    int8 = Int8Settings(
+        scheme=config.int8_scheme,
+        percentile=config.percentile,
+        reduce_range=config.quantization.resolved_reduce_range(),
+        smooth_alpha=config.smooth_alpha,
     )
-    if config.smooth_alpha is not None:
+    if int8.needs_calibration:
         from emotion_onnx.tokenization import TextEncoder
 
         encoder = TextEncoder.from_file(tmp / "tokenizer.json", tok["max_length"], tok["pad_id"], input_names)
-        per_token.activation_ranges = activation_ranges(fused_raw, encoder, calibration.texts)
+        int8.activation_stats = activation_stats(fused_raw, encoder, calibration.texts)
     int8_raw = tmp / "int8.tmp.onnx"
-    quantize_per_token(fused_raw, int8_raw, per_token)
-    ort_optimize(int8_raw, tmp / FILES[INT8])
+    quantize_int8(fused_raw, int8_raw, int8)
+    finish(int8_raw, INT8)
     if config.per_tensor_int8:
         quantize(fused_raw, int8_raw, config.quantization)
-        ort_optimize(int8_raw, tmp / FILES[INT8_PER_TENSOR])
-    fused_raw.unlink()
-    int8_raw.unlink()
+        finish(int8_raw, INT8_PER_TENSOR)
+    for path in (fused_raw, int8_raw, optimized):
+        path.unlink()
+    quantization = {
+        INT8: {
+            **int8.to_manifest(),
+            "target": config.quantization.target,
+            **({"calibration_texts": calibration.source} if int8.needs_calibration else {}),
+        },
+        INT8_PER_TENSOR: config.quantization.to_manifest(),
+    }
+    if config.openvino:
+        from emotion_onnx.tokenization import TextEncoder
+
+        from . import openvino_int8
+
+        names.append(INT8_OPENVINO)
+        encoder = TextEncoder.from_file(tmp / "tokenizer.json", tok["max_length"], tok["pad_id"], input_names)
+        entry = openvino_int8.quantize(tmp / FILES[RAW], tmp / FILES[INT8_OPENVINO], encoder, calibration.texts)
+        quantization[INT8_OPENVINO] = {**entry, "calibration_source": calibration.source}
 
     steps.start("pytorch reference")
     ref_val = reference_logits(ckpt, validation.texts, tok["max_length"])
     ref_cal = ref_val if calibration is validation else reference_logits(ckpt, calibration.texts, tok["max_length"])
 
-    quantization = {
-        INT8: {**per_token.to_manifest(), "target": config.quantization.target},
-        INT8_PER_TENSOR: config.quantization.to_manifest(),
-    }
+    last_layer = "first token only" if first_token else "every token"
     variants = {
         name: Variant(
             name=name,
             ref=FileRef.of(tmp, FILES[name]),
+            weights=FileRef.of(tmp, WEIGHTS[name]) if name in WEIGHTS else None,
+            engine=ENGINE.get(name, "onnxruntime"),
             precision=PRECISION[name],
             optimized=name != RAW,
             batch_invariant=False,  # measured by the gate below
             quantization=quantization.get(name),
-            graph={"op_counts": op_counts(tmp / FILES[name]), "opset": config.opset, "fused": name != RAW},
+            graph={
+                **({"op_counts": op_counts(tmp / FILES[name])} if name not in ENGINE else {}),
+                "opset": config.opset,
+                "fused": name != RAW,
+                "last_layer": last_layer,
+            },
         )
         for name in names
     }
@@ -237,8 +287,11 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         drift = batch_invariance(clf, validation.texts[:BATCH_INVARIANCE_TEXTS])
         logits = clf.forward(validation.texts)[0]
         result = compare(name, PRECISION[name], logits, ref_val, val_labels, config.thresholds)
-        if name == INT8:  # the default int8 promises batch invariance and a small file
-            ratio = variants[INT8].ref.size / variants[RAW].ref.size
+        result.figures["texts_per_s"] = _speed(clf, validation.texts[:SPEED_TEXTS])
+        result.figures["engine"] = clf.engine.name
+        if name in (INT8, INT8_OPENVINO):  # these promise batch invariance and a small file
+            size = variants[name].ref.size + (variants[name].weights.size if variants[name].weights else 0)
+            ratio = size / variants[RAW].ref.size
             result.figures["size_ratio_vs_fp32"] = ratio
             problems = [result.reason] if result.reason else []
             if drift > BATCH_INVARIANCE_TOLERANCE:
@@ -271,14 +324,25 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     passed = {g.variant for g in gate if g.passed}
     for name in names:
         if name not in passed:
-            (tmp / FILES[name]).unlink()
+            for file in (FILES[name], WEIGHTS.get(name)):
+                if file:
+                    (tmp / file).unlink()
     steps.stop()
     if not passed:
         return ExportResult(None, None, gate, steps.seconds)
+    # what the runtime loads by default: the fastest batch-invariant variant whose engine is installed
+    order = sorted(
+        (n for n in names if n in passed and variants[n].batch_invariant),
+        key=lambda n: -variants[n].validation["texts_per_s"],
+    )
+    # the default (what bundles and the embedded copy ship, and the fallback): the fastest that
+    # every installation can run, onnxruntime's
+    onnxruntime = [n for n in order if variants[n].engine == "onnxruntime"]
     final = replace(
         manifest,
         variants={name: v for name, v in variants.items() if name in passed},
-        default_variant=next(n for n in (INT8, FUSED, RAW) if n in passed),
+        default_variant=onnxruntime[0] if onnxruntime else next(n for n in (INT8, FUSED, RAW) if n in passed),
+        variant_order=order,
         export={
             "seconds": steps.seconds,
             "gate_failures": {g.variant: g.reason for g in gate if not g.passed},

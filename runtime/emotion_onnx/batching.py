@@ -1,45 +1,43 @@
-"""Token-budget length bucketing: sort by length, pack under a padded-token budget, restore order."""
+"""Token-budget batching at canonical widths: a text's padded width depends on the text alone.
+
+Every text of `n` tokens is padded to `canonical_width(n)` (n rounded up to a multiple of
+WIDTH_STEP), alone or in any batch, and a batch holds only texts of one width. So the numbers
+an engine computes for a text's row are the same whoever shares its batch: engines whose
+reductions depend on the padded length (OpenVINO's, in every precision) give bit-identical
+answers, and so do onnxruntime's. Within a width, texts keep their input order and are packed
+under a budget of padded tokens and a cap on texts per batch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-# A batch also ends when the next item is longer than RATIO x its shortest item + SLACK tokens,
-# so that no batch pads its short texts much. This matters for small, mixed sets such as the
-# server's micro-batches of a few dozen texts (benchmarks/runtime_speed.py measures bucketing).
-PADDING_RATIO = 1.25
-PADDING_SLACK = 4
+# Rounding widths up to a multiple of 4 costs a few percent of padding and keeps the number of
+# distinct shapes (and of engine calls for a mixed set of texts) small; benchmarks/runtime_speed.py
+# measures the batching.
+WIDTH_STEP = 4
+
+
+def canonical_width(tokens: int, step: int = WIDTH_STEP) -> int:
+    """The width a text of `tokens` tokens is always padded to."""
+    return max(step, -(-tokens // step) * step)
 
 
 def plan_batches(
-    lengths: Sequence[int],
-    max_batch_tokens: int,
-    max_batch_size: int,
-    ratio: float = PADDING_RATIO,
-    slack: int = PADDING_SLACK,
-) -> list[list[int]]:
-    """Group item indices into batches whose padded size (count x longest) fits the budget.
-
-    Items are sorted by length (stable), so each batch holds similar lengths; a batch also
-    closes before an item longer than `ratio` x the batch's shortest + `slack`, bounding the
-    padding. An item longer than the budget still gets a batch of its own: no item is ever
-    dropped. Every index appears in exactly one batch.
-    """
+    lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int, step: int = WIDTH_STEP
+) -> list[tuple[list[int], int]]:
+    """Group item indices into (batch, width) pairs: every item of a batch has the batch's
+    canonical width, and width x items stays within the token budget (an item wider than the
+    budget still gets a batch of its own: nothing is ever dropped). Every index appears in
+    exactly one batch; batches come in ascending width."""
     if max_batch_tokens < 1 or max_batch_size < 1:
         raise ValueError("max_batch_tokens and max_batch_size must be at least 1")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for idx in order:
-        longest = lengths[idx]  # ascending order: the newcomer is the longest
-        if current and (
-            (len(current) + 1) * longest > max_batch_tokens
-            or len(current) >= max_batch_size
-            or longest > ratio * lengths[current[0]] + slack
-        ):
-            batches.append(current)
-            current = []
-        current.append(idx)
-    if current:
-        batches.append(current)
+    groups: dict[int, list[int]] = {}
+    for index, n in enumerate(lengths):
+        groups.setdefault(canonical_width(n, step), []).append(index)
+    batches = []
+    for width in sorted(groups):
+        items = groups[width]
+        size = max(1, min(max_batch_size, max_batch_tokens // width))
+        batches += [(items[start : start + size], width) for start in range(0, len(items), size)]
     return batches

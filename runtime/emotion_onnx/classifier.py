@@ -11,15 +11,16 @@ from typing import Any
 import numpy as np
 
 from . import manifest as manifest_io
-from .batching import plan_batches
+from .batching import canonical_width, plan_batches
 from .calibration import OUTPUT_FUNCTIONS, output_scores
 from .calibration import probabilities as calibrated_probabilities
+from .engines import OnnxruntimeEngine, OpenvinoEngine, engine_available
 from .errors import ManifestError, ModelNotFoundError
 from .inputs import as_text_list, check_texts, is_positive_int
 from .integrity import verify_file
 from .manifest import Manifest
 from .records import in_label_order, null_record, ranked, text_record
-from .session import check_graph, check_outputs, create_session
+from .session import check_outputs
 from .tokenization import TextEncoder
 
 _UNSET: Any = object()
@@ -39,6 +40,24 @@ def default_batch_tokens(width: int) -> int:
 def default_model_dir() -> Path:
     """The model embedded in this package (package data)."""
     return Path(__file__).resolve().parent / "default_model"
+
+
+def choose_variant(manifest: Manifest, name: str | None, engine: str | None = None):
+    """The variant to load: the one named; else the fastest (by the export's measurement) whose
+    engine is installed, or is `engine` when one is asked for; else the default variant."""
+    if name is not None:
+        return manifest.variant(name)
+    for candidate in manifest.variant_order:
+        v = manifest.variants[candidate]
+        if (engine is None or v.engine == engine) and engine_available(v.engine):
+            return v
+    fallback = manifest.variant()
+    if engine is not None and fallback.engine != engine:
+        choices = [v.name for v in manifest.variants.values() if v.engine == engine]
+        if not choices:
+            raise ManifestError(f"{manifest.name or 'this model'} has no variant for engine {engine!r}")
+        return manifest.variants[choices[0]]
+    return fallback
 
 
 def calibration_mode(calibrated: Any) -> str:
@@ -74,6 +93,7 @@ class EmotionClassifier:
         spinning: bool | None = None,
         providers: Sequence[str] | None = None,
         verify: bool = True,
+        engine: str | None = None,
     ):
         if path is None:
             path = default_model_dir()
@@ -87,23 +107,28 @@ class EmotionClassifier:
         if (max_batch_tokens is not None and max_batch_tokens < 1) or max_batch_size < 1:
             raise ValueError("max_batch_tokens and max_batch_size must be at least 1")
         self.manifest: Manifest = manifest_io.load(path)
-        self.variant = self.manifest.variant(variant)
+        self.variant = choose_variant(self.manifest, variant, engine)
         model_path = self.manifest.path(self.variant.ref)
+        weights_path = self.manifest.path(self.variant.weights) if self.variant.weights is not None else None
         if verify:
-            verify_file(model_path, self.variant.ref.sha256, self.variant.ref.size)
+            for ref, file in ((self.variant.ref, model_path), (self.variant.weights, weights_path)):
+                if ref is not None:
+                    verify_file(file, ref.sha256, ref.size)
         self.encoder = TextEncoder(self.manifest, verify=verify)
-        self.session = create_session(
-            model_path,
-            intra_op_threads=intra_op_threads,
-            spinning=spinning,
-            providers=providers,
-            optimized=self.variant.optimized,
-        )
         self.labels = self.manifest.labels
         self._widths = {self.manifest.logits_output: len(self.labels),
                         self.manifest.embedding_output: self.manifest.embedding_dim}  # fmt: skip
-        check_graph(self.session, self.variant.ref.file, self.manifest.input_names, self._widths)
         self._outputs = list(self._widths)
+        if self.variant.engine == "openvino":
+            self.engine = OpenvinoEngine(
+                model_path, weights_path, self.variant.ref.file, self.manifest.input_names, self._widths,
+                threads=intra_op_threads,
+            )  # fmt: skip
+        else:
+            self.engine = OnnxruntimeEngine(
+                model_path, self.variant.ref.file, self.manifest.input_names, self._widths, threads=intra_op_threads,
+                spinning=spinning, providers=providers, optimized=self.variant.optimized,
+            )  # fmt: skip
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(self.manifest.embedding_dim)
         self.max_batch_size = max_batch_size
         self.long_text = long_text
@@ -117,15 +142,20 @@ class EmotionClassifier:
         cls = self.encoder.token_ids([specials.get("cls_token", "")])
         sep = self.encoder.token_ids([specials.get("sep_token", "")])
         rows = [[*cls, self.encoder.vocab_size - 1, *sep], [*cls, *sep]]
-        feeds = self.encoder.pad_ids(rows, [[0] * len(r) for r in rows])
+        feeds = self.encoder.pad_ids(rows, [[0] * len(r) for r in rows], canonical_width(3))
         try:
-            arrays = dict(zip(self._outputs, self.session.run(self._outputs, feeds)))
+            arrays = dict(zip(self._outputs, self.engine.run(feeds)))
         except Exception as exc:  # onnxruntime raises its own exception types
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise ManifestError(f"{self.variant.ref.file} fails on a warm-up batch: {first}") from None
         check_outputs(arrays, 2, self.variant.ref.file, self._widths)
 
     # ------------------------------------------------------------------ properties
+    @property
+    def session(self):
+        """The onnxruntime session (None when the variant runs on another engine)."""
+        return self.engine.session
+
     @property
     def batch_invariant(self) -> bool:
         return self.variant.batch_invariant
@@ -160,15 +190,13 @@ class EmotionClassifier:
         n = len(encodings)
         if n == 0:
             return self.forward([])
-        if n == 1:  # one batch of one: no plan, no scatter (the same session.run on the same inputs)
-            out_logits, out_embeds = self.session.run(self._outputs, self.encoder.pad(encodings))
-            return out_logits, out_embeds
+        if n == 1:  # one batch of one: no plan, no scatter (the same engine call on the same inputs)
+            return self.engine.run(self.encoder.pad(encodings, canonical_width(len(encodings[0].ids))))
         logits = np.empty((n, len(self.labels)), dtype=np.float32)
         embeds = np.empty((n, self.embedding_dim), dtype=np.float32)
         lengths = [len(e.ids) for e in encodings]
-        for batch in plan_batches(lengths, self.max_batch_tokens, max_batch_size or self.max_batch_size):
-            feeds = self.encoder.pad([encodings[i] for i in batch])
-            out_logits, out_embeds = self.session.run(self._outputs, feeds)
+        for batch, width in plan_batches(lengths, self.max_batch_tokens, max_batch_size or self.max_batch_size):
+            out_logits, out_embeds = self.engine.run(self.encoder.pad([encodings[i] for i in batch], width))
             logits[batch] = out_logits
             embeds[batch] = out_embeds
         return logits, embeds

@@ -28,7 +28,7 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the inputs the runtime can build
-ENGINES = ("onnxruntime",)
+ENGINES = ("onnxruntime", "openvino")
 PRECISIONS = ("fp32", "int8", "bf16")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -106,12 +106,13 @@ class Calibration:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    ref: FileRef
+    ref: FileRef  # the graph
     precision: str  # one of PRECISIONS
     optimized: bool  # graph already optimised offline: load without re-optimising
     batch_invariant: bool
     calibration: Calibration = field(default_factory=Calibration)
     engine: str = "onnxruntime"
+    weights: FileRef | None = None  # a separate weights file (OpenVINO's .bin beside its .xml)
     validation: dict[str, Any] = field(default_factory=dict)  # the gate's figures
     quantization: dict[str, Any] | None = None
     graph: dict[str, Any] | None = None  # op counts and opset, informational
@@ -131,6 +132,8 @@ class Variant:
             "calibration": self.calibration.to_dict(),
             "validation": self.validation,
         }
+        if self.weights is not None:
+            out["weights"] = self.weights.to_dict()
         for key in ("quantization", "graph", "batch_invariance"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -144,7 +147,8 @@ class Manifest:
     embedding_dim: int
     tokenizer: TokenizerSpec
     variants: dict[str, Variant]
-    default_variant: str
+    default_variant: str  # a variant every installation can run (onnxruntime)
+    variant_order: list[str] = field(default_factory=list)  # the variants by measured speed, fastest first
     architecture: str = "unknown"
     logits_output: str = "logits"
     embedding_output: str = "embedding"
@@ -155,6 +159,13 @@ class Manifest:
     export: dict[str, Any] = field(default_factory=dict)
     created: str | None = None
     directory: Path | None = None  # where it was loaded from; not written
+
+    def files(self) -> list[FileRef]:
+        """Every file the manifest names: the tokenizer, each variant's graph and weights."""
+        refs = [self.tokenizer.ref]
+        for v in self.variants.values():
+            refs += [v.ref] + ([v.weights] if v.weights is not None else [])
+        return refs
 
     def variant(self, name: str | None = None) -> Variant:
         name = name or self.default_variant
@@ -173,7 +184,9 @@ class Manifest:
     def only(self, variant: str | None = None, **changes: Any) -> Manifest:
         """A copy that lists one variant (the default), for a model directory that ships one."""
         chosen = self.variant(variant)
-        return replace(self, variants={chosen.name: chosen}, default_variant=chosen.name, **changes)
+        return replace(
+            self, variants={chosen.name: chosen}, default_variant=chosen.name, variant_order=[chosen.name], **changes
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
@@ -190,6 +203,7 @@ class Manifest:
                 "tokenizer": self.tokenizer.to_dict(),
                 "variants": {name: v.to_dict() for name, v in self.variants.items()},
                 "default_variant": self.default_variant,
+                "variant_order": list(self.variant_order),
                 "source": self.source,
                 "versions": self.versions,
                 "export": self.export,
@@ -317,6 +331,7 @@ def _variant(name: str, obj: Any, version: int) -> Variant:
         batch_invariant=v.need("batch_invariant", bool),
         calibration=_calibration(v, version, v.where),
         engine=engine,
+        weights=_file_ref(v.sub("weights")) if v.obj.get("weights") is not None else None,
         validation=v.get("validation", dict, {}),
         quantization=v.get("quantization", dict),
         graph=v.get("graph", dict),
@@ -372,6 +387,12 @@ def parse(data: Any, directory: Path | None = None) -> Manifest:
     default = r.need("default_variant", str)
     if default not in variants:
         raise ManifestError(f"{MANIFEST_NAME}: default_variant {default!r} is not among the variants")
+    order = r.get("variant_order", list, [default])
+    stray = [str(n) for n in order if n not in variants]
+    if stray:
+        raise ManifestError(
+            f"{MANIFEST_NAME}: variant_order names {', '.join(stray)}, which are not among the variants"
+        )
     return Manifest(
         labels=list(labels),
         input_names=list(inputs),
@@ -379,6 +400,7 @@ def parse(data: Any, directory: Path | None = None) -> Manifest:
         tokenizer=tokenizer,
         variants=variants,
         default_variant=default,
+        variant_order=list(order),
         architecture=r.get("architecture", str, "unknown"),
         logits_output=outputs.need("logits", str),
         embedding_output=embedding_output,

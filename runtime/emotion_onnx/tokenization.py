@@ -82,16 +82,18 @@ class TextEncoder:
         ids = (self._tok.token_to_id(t) for t in tokens)
         return [i for i in ids if i is not None]
 
-    def pad(self, encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
-        """Pad a batch to its own longest item and build the model's input arrays (only
-        those the manifest lists)."""
-        if len(encodings) == 1:  # nothing to pad: the one-text path of a server or Lambda
+    def pad(self, encodings: Sequence[Encoding], width: int | None = None) -> dict[str, np.ndarray]:
+        """The model's input arrays (only those the manifest lists) of a batch padded to `width`
+        (default: its longest item)."""
+        if len(encodings) == 1 and width in (None, len(encodings[0].ids)):  # one text, nothing to pad
             return self._single(encodings[0])
-        return self.pad_ids([e.ids for e in encodings], [e.type_ids for e in encodings])
+        return self.pad_ids([e.ids for e in encodings], [e.type_ids for e in encodings], width)
 
-    def pad_ids(self, rows: Sequence[Sequence[int]], type_rows: Sequence[Sequence[int]] | None = None):
+    def pad_ids(
+        self, rows: Sequence[Sequence[int]], type_rows: Sequence[Sequence[int]] | None = None, width: int | None = None
+    ):
         """The padded input arrays of token id rows (and token type rows, when the model takes them)."""
-        width = max(len(r) for r in rows)
+        width = width or max(len(r) for r in rows)
         n = len(rows)
         ids = np.full((n, width), self.pad_id, dtype=np.int64)
         mask = np.zeros((n, width), dtype=np.int64)

@@ -23,7 +23,8 @@ def test_export_writes_every_variant_with_matching_hashes(exported, shape):
     m = manifest_of(model_dir)
     assert m.labels == ["sadness", "joy", "love", "anger", "fear", "surprise"]
     assert set(m.variants) == set(VARIANT_FILES)
-    assert m.default_variant == "int8"
+    # the default: the fastest onnxruntime variant the export measured (for a dim-32 toy, fp32 can win)
+    assert m.default_variant == next(n for n in m.variant_order if m.variants[n].engine == "onnxruntime")
     for name, v in m.variants.items():
         path = model_dir / v.ref.file
         assert v.ref.file == VARIANT_FILES[name]
@@ -69,10 +70,13 @@ def test_symbolic_axes_opset_and_inputs(exported, shape, inputs, lowercase):
 
 
 def test_fused_op_counts_tiny(tiny_model):
-    counts = manifest_of(tiny_model).variants["fp32-fused"].graph["op_counts"]
+    graph = manifest_of(tiny_model).variants["fp32-fused"].graph
+    counts = graph["op_counts"]
     layers = 2
-    assert counts.get("Attention") == layers
-    assert counts.get("SkipLayerNormalization") == 2 * layers
+    assert graph["last_layer"] == "first token only"
+    assert counts.get("Attention") == layers - 1  # the last block attends from the first token only, unfused
+    # onnxruntime 1.30+ runs Add + LayerNormalization faster than its fused SkipLayerNormalization
+    assert "SkipLayerNormalization" not in counts and counts.get("LayerNormalization") == 2 * layers
     assert counts.get("BiasGelu") == layers
     assert "FastGelu" not in counts  # Gelu approximation stays off
 

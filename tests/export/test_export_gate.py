@@ -27,8 +27,8 @@ def test_gate_rejects_perturbed_weight(tmp_path, checkpoints, validation_file, m
     real_export = pipeline.export_onnx
     perturbed = []
 
-    def export_then_break(ckpt, path, opset):
-        names = real_export(ckpt, path, opset=opset)
+    def export_then_break(ckpt, path, **kw):
+        names = real_export(ckpt, path, **kw)
         perturbed.append(_perturb_largest_matmul_weight(path))
         return names
 
@@ -53,7 +53,7 @@ def test_interrupted_export_leaves_no_directory(tmp_path, checkpoints, validatio
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "quantize_per_token", interrupted)
+    monkeypatch.setattr(pipeline, "quantize_int8", interrupted)
     out = tmp_path / "model"
     with pytest.raises(KeyboardInterrupt):
         run_export(

@@ -121,7 +121,7 @@ def test_handler_answers_every_event_source_from_the_bundle_alone(unzipped, tiny
     outside = [p for p in report["sys_path"] if p != str(unzipped) and "python3" not in p]
     assert outside == [], outside
 
-    clf = EmotionClassifier(tiny_model)
+    clf = EmotionClassifier(tiny_model, engine="onnxruntime")  # the variant the bundle ships
     results = dict(report["results"])
     for name, _event, kind, status in cases:
         got = results[name]

@@ -1,4 +1,5 @@
-"""Token-budget bucketing: sorted, packed under the budget, order restored, nothing lost."""
+"""Canonical-width batching: every text padded to a width that depends on it alone, packed under the
+budget, order restored, nothing lost."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_onnx import EmotionClassifier
-from emotion_onnx.batching import PADDING_RATIO, PADDING_SLACK, plan_batches
+from emotion_onnx.batching import WIDTH_STEP, canonical_width, plan_batches
 
 WORDS = ["i", "feel", "so", "happy", "sad", "angry", "today", "because", "the", "weather", "is", "awful", "love"]
 
@@ -20,16 +21,19 @@ WORDS = ["i", "feel", "so", "happy", "sad", "angry", "today", "because", "the", 
 )
 def test_plan_covers_every_item_once_within_budget(lengths, budget, max_size):
     batches = plan_batches(lengths, budget, max_size)
-    flat = [i for b in batches for i in b]
+    flat = [i for b, _ in batches for i in b]
     assert sorted(flat) == list(range(len(lengths)))
-    for batch in batches:
+    for batch, width in batches:
         assert 1 <= len(batch) <= max_size
-        padded = len(batch) * max(lengths[i] for i in batch)
-        assert padded <= budget or len(batch) == 1
-        shortest, longest = min(lengths[i] for i in batch), max(lengths[i] for i in batch)
-        assert longest <= PADDING_RATIO * shortest + PADDING_SLACK  # bounded padding
-    # sorted by length across the plan
-    assert [lengths[i] for i in flat] == sorted(lengths)
+        assert len(batch) * width <= budget or len(batch) == 1
+        # every text at its own canonical width: what its neighbours are changes nothing
+        assert all(canonical_width(lengths[i]) == width for i in batch)
+        assert all(width - WIDTH_STEP < lengths[i] <= width for i in batch)
+    assert [w for _, w in batches] == sorted(w for _, w in batches)
+
+
+def test_canonical_width():
+    assert [canonical_width(n) for n in (0, 1, 4, 5, 8, 9, 512)] == [4, 4, 4, 8, 8, 12, 512]
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,7 @@ def test_unknown_variant(tiny_model):
 def test_manifest_not_json(model_copy):
     (model_copy / "manifest.json").write_text("{not json")
     with pytest.raises(ManifestError, match="not valid JSON"):
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
 
 
 def test_missing_directory_and_manifest(tmp_path):
@@ -131,14 +131,14 @@ def test_tampered_model_file_is_refused(model_copy):
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="model_int8.onnx.*modified"):
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
 
 
 def test_truncated_model_file_is_refused(model_copy):
     path = model_copy / "model_int8.onnx"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(IntegrityError, match="truncated") as err:
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
     assert "1000" not in str(err.value)  # sizes are not echoed
 
 
@@ -146,19 +146,19 @@ def test_tampered_tokenizer_is_refused(model_copy):
     path = model_copy / "tokenizer.json"
     path.write_text(path.read_text().replace('"[UNK]"', '"[UNX]"', 1))
     with pytest.raises(IntegrityError, match="tokenizer.json"):
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
 
 
 def test_an_upper_case_sha256_is_the_same_hash(model_copy):
     edit_json(model_copy, lambda m: m["variants"]["int8"].update(sha256=m["variants"]["int8"]["sha256"].upper()))
-    assert EmotionClassifier(model_copy)("i am fine")
+    assert EmotionClassifier(model_copy, variant="int8")("i am fine")
 
 
 def test_verification_can_be_switched_off(model_copy):
     edit_json(model_copy, lambda m: m["variants"]["int8"].update(sha256="0" * 64))
     with pytest.raises(IntegrityError):
-        EmotionClassifier(model_copy)
-    assert EmotionClassifier(model_copy, verify=False)("i am fine")
+        EmotionClassifier(model_copy, variant="int8")
+    assert EmotionClassifier(model_copy, variant="int8", verify=False)("i am fine")
 
 
 # ---------------------------------------------------------------------------- confinement
@@ -188,7 +188,7 @@ def test_files_outside_the_model_directory_are_refused(model_copy, tmp_path, how
         name = "link.onnx"
     _point_int8_at(model_copy, name)
     with pytest.raises(ManifestError, match="outside the model directory") as err:
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
     assert str(outside) not in str(err.value) or how == "absolute"
 
 
@@ -196,13 +196,13 @@ def test_a_symlink_inside_the_directory_is_fine(model_copy):
     (model_copy / "sub").mkdir()
     os.replace(model_copy / "model_int8.onnx", model_copy / "sub" / "model_int8.onnx")
     (model_copy / "model_int8.onnx").symlink_to(model_copy / "sub" / "model_int8.onnx")
-    assert EmotionClassifier(model_copy)("i am fine")
+    assert EmotionClassifier(model_copy, variant="int8")("i am fine")
 
 
 def test_the_tokenizer_is_confined_too(model_copy):
     edit_json(model_copy, lambda m: m["tokenizer"].update(file="/etc/hostname"))
     with pytest.raises(ManifestError, match="outside the model directory"):
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
 
 
 # ---------------------------------------------------------------------------- the graph against its manifest
@@ -221,7 +221,7 @@ GRAPH_MISMATCH = [
 def test_a_malformed_manifest_or_one_its_graph_contradicts_is_refused_at_load(model_copy, edit, fragment):
     edit_json(model_copy, edit)
     with pytest.raises(ManifestError, match=fragment):
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
 
 
 def test_a_vocabulary_larger_than_the_embedding_table_fails_the_warm_up(model_copy):
@@ -236,7 +236,7 @@ def test_a_vocabulary_larger_than_the_embedding_table_fails_the_warm_up(model_co
 
     edit_json(model_copy, edit)
     with pytest.raises(ManifestError, match="fails on a warm-up batch"):
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
 
 
 def test_a_corrupt_graph_is_a_manifest_error(model_copy):
@@ -244,6 +244,6 @@ def test_a_corrupt_graph_is_a_manifest_error(model_copy):
     path.write_bytes(b"not an onnx graph" * 100)
     edit_json(model_copy, lambda m: rehash(model_copy, m, "int8", "model_int8.onnx"))
     with pytest.raises(ManifestError, match="not a graph onnxruntime can load") as err:
-        EmotionClassifier(model_copy)
+        EmotionClassifier(model_copy, variant="int8")
     assert str(model_copy) not in str(err.value)
     assert file_sha256(path)

@@ -1,29 +1,31 @@
-"""Batch-invariant INT8: per-token (per-row) activation scales around integer GEMMs.
+"""INT8 rewrites of the fused fp32 graph whose answers do not depend on the batch.
 
-onnxruntime's `quantize_dynamic` gives each activation tensor ONE scale, shared by every
-token of every text in the batch (padding included), so a text's scores depend on its
-batch neighbours. This pass rewrites the fused fp32 graph instead:
+Every MatMul with a constant weight W [K, N] becomes an integer GEMM, `MatMulIntegerToFloat`,
+on int8 weights quantised symmetrically per output channel (exact int32 accumulation). Its
+activation x is quantised to uint8 in one of two ways, neither of which looks at other rows:
 
-* every MatMul with a constant weight W [K, N] becomes
-      a   = max(|x|, over K)                            one scale per token row
-      q   = QuantizeLinear(x / a, 1/127, 128)           uint8, zero point 128
-      y   = MatMulIntegerToFloat(q, W_int8, 1/127, w_scale, 128)   exact int32 GEMM (VNNI)
-      out = y * a
-  with W quantised symmetrically per output channel. The integer GEMM is exact and
-  every float op acts on one row, so a row's result cannot depend on other rows.
-* the fused Attention (whose built-in QKV projection onnxruntime would quantise per
-  tensor) becomes the per-token QKV GEMM above, a Split, and the fused
-  MultiHeadAttention kernel, which keeps the padding mask and bias.
-* the word and position embedding tables are stored as int8 with one scale per row and
-  gathered and rescaled per token; EmbedLayerNormalization becomes Gather + Add +
-  LayerNormalization (its parameters stay fp32).
-* optional SmoothQuant: before quantising, activation outliers are migrated into the
-  weights with per-input-channel factors f = max|x|^a / max|W|^(1-a) computed on
-  calibration texts (x / f is applied to the row before quantisation, W * f offline).
-* Gemm nodes (the classification head, fed only the [CLS] rows) stay fp32.
+* **static** (the default): one scale and zero point per activation tensor, fixed at export
+  from the calibration texts' real tokens (their min and max, or a percentile of |x|):
+      q = QuantizeLinear(x, s, zp);  y = MatMulIntegerToFloat(q, W_int8, s, w_scale, zp, bias)
+  Two ops per GEMM, with the bias fused into the GEMM.
+* **per-token**: each row gets its own scale max|row|/127 (zero point 128), and the GEMM's
+  output is rescaled by it:
+      a = ReduceMax(|x|); q = QuantizeLinear(x / a, 1/127, 128); y = MatMulIntegerToFloat(q, ...) * a
+  No calibration, six ops per GEMM.
+
+Around the GEMMs:
+* the fused Attention becomes the QKV GEMM above, a Split and onnxruntime's fused
+  MultiHeadAttention kernel (padding mask kept);
+* the word and position embedding tables are stored as int8 with one scale per row, gathered and
+  rescaled per token; EmbedLayerNormalization becomes Gather + Add + LayerNormalization;
+* Gemm nodes (the classification head, fed only the first token's row) stay fp32;
 * exact GELU (BiasGelu / Gelu) becomes FastGelu, its tanh approximation (|error| < 5e-4 per
-  activation, below the int8 rounding of the GEMM that reads it), which is cheaper to compute.
-  `fast_gelu=False` keeps the exact erf.
+  activation, below the int8 rounding of the GEMM that reads it), which is cheaper to compute;
+* optional SmoothQuant (per-token scheme): activation outliers are migrated into the weights
+  with per-input-channel factors f = max|x|^a / max|W|^(1-a) from the calibration texts.
+
+Every float op acts on one row and the integer GEMM is exact, so a text's logits cannot depend
+on the other rows of its batch; the export gate measures it for every variant.
 """
 
 from __future__ import annotations
@@ -35,26 +37,69 @@ from pathlib import Path
 import numpy as np
 
 MS = "com.microsoft"
+SCHEMES = ("static", "per-token", "mixed")
+# "mixed": static scales for layer-norm outputs (they tolerate one scale per tensor), per-token rows for
+# the attention and feed-forward activations, whose outliers a single static scale cannot hold
+NORM_OPS = {"SkipLayerNormalization", "EmbedLayerNormalization", "LayerNormalization"}
+RANGE_SAMPLE = 200_000  # values kept per activation tensor (as whole token rows) for percentile ranges
 
 
 @dataclass
-class PerTokenSettings:
-    smooth_alpha: float | None = None  # SmoothQuant migration strength; None disables it
+class ActivationStats:
+    """What the calibration texts' real tokens did at one GEMM input."""
+
+    channel_min: np.ndarray
+    channel_max: np.ndarray
+    rows: np.ndarray  # a uniform sample of token rows (n, channels), for percentiles
+
+    def range(self, percentile: float | None, divisor: np.ndarray | None = None) -> tuple[float, float]:
+        """(low, high) of the values, or of the values divided per channel by `divisor`."""
+        d = 1.0 if divisor is None else divisor
+        if percentile is None:
+            lo, hi = self.channel_min / d, self.channel_max / d
+            return float(np.minimum(lo, hi).min()), float(np.maximum(lo, hi).max())
+        lo, hi = np.percentile(self.rows / d, [100.0 - percentile, percentile])
+        return float(lo), float(hi)
+
+
+@dataclass
+class Int8Settings:
+    scheme: str = "static"  # one of SCHEMES; "mixed": per-token for layer-norm outputs, static elsewhere
+    percentile: float | None = None  # static ranges: None = min/max, else this percentile of the values
+    smooth_alpha: float | None = None  # SmoothQuant strength for layer-norm outputs; None disables it
     exclude: tuple[str, ...] = ()  # node names kept in fp32
     quantize_attention: bool = True
     quantize_embeddings: bool = True
-    activation_ranges: dict[str, np.ndarray] = field(default_factory=dict)  # tensor -> max|x| per channel
+    activation_stats: dict[str, ActivationStats] = field(default_factory=dict)  # tensor -> calibration stats
+    per_token_inputs: frozenset[str] | None = None  # "mixed": these activations per token (default: non-norm ones)
     reduce_range: bool = False  # 7-bit weights: avoids int16 saturation of VPMADDUBSW on AVX2 without VNNI
     fast_gelu: bool = True  # GELU as FastGelu (tanh approximation)
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown int8 scheme {self.scheme!r}; choose one of {', '.join(SCHEMES)}")
 
     @property
     def weight_max(self) -> int:
         return 63 if self.reduce_range else 127
 
+    @property
+    def needs_calibration(self) -> bool:
+        return self.scheme != "per-token" or self.smooth_alpha is not None
+
     def to_manifest(self) -> dict:
+        static = "one static scale and zero point per tensor from the calibration texts " + (
+            "(min/max)" if self.percentile is None else f"({self.percentile} percentile)"
+        )
+        per_token = "symmetric per token row (zero point 128), scale = max|row|/127"
+        activations = {
+            "static": f"uint8, {static}",
+            "per-token": f"uint8, {per_token}",
+            "mixed": f"uint8; layer-norm outputs {static}; the others {per_token}",
+        }[self.scheme]
         return {
-            "scheme": "per-token-int8",
-            "activations": "uint8, symmetric per token row (zero point 128), scale = max|row|/127",
+            "scheme": f"{self.scheme}-int8",
+            "activations": activations,
             "weights": f"int8, symmetric per output channel, |q| <= {self.weight_max}",
             "embeddings": "int8 per table row (word, position)" if self.quantize_embeddings else "fp32",
             "attention_projection": "int8" if self.quantize_attention else "fp32",
@@ -78,7 +123,7 @@ def drop_dead_nodes(graph) -> None:
 
 
 class _Rewriter:
-    def __init__(self, model, settings: PerTokenSettings):
+    def __init__(self, model, settings: Int8Settings):
         from onnx import numpy_helper
 
         self.onnx_np = numpy_helper
@@ -89,17 +134,21 @@ class _Rewriter:
         self.new_inits: list = []
         self.counter = 0
         self.uses = defaultdict(int)
+        self.producer: dict[str, str] = {}
         for node in self.graph.node:
             for name in node.input:
                 self.uses[name] += 1
-        self.quantized_inputs: dict[str, tuple[str, str]] = {}
+            for name in node.output:
+                self.producer[name] = node.op_type
+        self.quantized_inputs: dict[str, tuple[str, str | None, str, str]] = {}
         self.quantized_tables: dict[str, tuple[str, str]] = {}
+        self.bias_free_gemms: dict[str, object] = {}  # output -> static GEMM node that could take a bias
         self.stats = defaultdict(int)
 
     # -- helpers ---------------------------------------------------------------------------
     def uid(self, base: str) -> str:
         self.counter += 1
-        return f"{base}_pt{self.counter}"
+        return f"{base}_q{self.counter}"
 
     def const(self, name: str, array: np.ndarray) -> str:
         name = self.uid(name)
@@ -117,12 +166,50 @@ class _Rewriter:
         made = helper.make_node(op, inputs, outs, name=self.uid(op), domain=domain, **attrs)
         return made, outs
 
-    # -- the per-token GEMM -------------------------------------------------------------------
-    def quantize_rows(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, str]:
-        """(uint8 rows, per-row scale) for activation x, shared by every consumer of x."""
+    # -- activations -------------------------------------------------------------------------
+    def quantize_activation(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, str | None, str, str]:
+        """(uint8 tensor, per-row rescale or None, scale, zero point) of activation x, shared by
+        every consumer of x (the GEMM's a_scale and a_zero_point are the returned scale and zp)."""
         key = x if smooth is None else f"{x}#smooth{id(smooth)}"
         if key in self.quantized_inputs:
             return self.quantized_inputs[key]
+        if self.scheme_of(x) == "static":
+            result = self._static(x, smooth, nodes)
+        else:
+            result = self._per_token(x, smooth, nodes)
+        self.quantized_inputs[key] = result
+        return result
+
+    def is_norm_output(self, x: str) -> bool:
+        return self.producer.get(x) in NORM_OPS
+
+    def scheme_of(self, x: str) -> str:
+        if self.settings.scheme == "mixed":
+            chosen = self.settings.per_token_inputs
+            per_token = not self.is_norm_output(x) if chosen is None else x in chosen
+            return "per-token" if per_token else "static"
+        return self.settings.scheme
+
+    def _static(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, None, str, str]:
+        stats = self.settings.activation_stats.get(x)
+        if stats is None:
+            raise ValueError(f"static int8 needs calibration statistics for activation {x!r}")
+        src = x
+        if smooth is not None:
+            n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
+            nodes.append(n)
+        lo, hi = stats.range(self.settings.percentile, smooth)
+        lo, hi = min(lo, 0.0), max(hi, 0.0)  # zero must be exactly representable (padding, ReLU)
+        scale = max(hi - lo, 1e-8) / 255.0
+        zp = int(np.clip(np.rint(-lo / scale), 0, 255))
+        s_name = self.const("a_scale", np.array(scale, np.float32))
+        zp_name = self.const("a_zp", np.array(zp, np.uint8))
+        n, (q,) = self.node("QuantizeLinear", [src, s_name, zp_name])
+        nodes.append(n)
+        self.stats["static_activations"] += 1
+        return q, None, s_name, zp_name
+
+    def _per_token(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, str, str, str]:
         src = x
         if smooth is not None:
             n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
@@ -137,12 +224,16 @@ class _Rewriter:
         n2, (amax,) = self.node("ReduceMax", [absolute], axes=[-1], keepdims=1)
         n3, (unit,) = self.node("Div", [src, amax])  # in [-1, 1]
         inv127 = self.const("inv127", np.array(1.0 / 127.0, np.float32))
-        n4, (q,) = self.node("QuantizeLinear", [unit, inv127, self.const("zp128", np.array(128, np.uint8))])
+        zp128 = self.const("zp128", np.array(128, np.uint8))
+        n4, (q,) = self.node("QuantizeLinear", [unit, inv127, zp128])
         nodes += [n1, n2, n3, n4]
-        self.quantized_inputs[key] = (q, amax)
-        return q, amax
+        return q, amax, inv127, zp128
 
-    def int8_matmul(self, x: str, weight: np.ndarray, out: str, nodes: list, smooth: np.ndarray | None) -> None:
+    # -- the GEMM ------------------------------------------------------------------------------
+    def int8_matmul(
+        self, x: str, weight: np.ndarray, out: str, nodes: list, smooth: np.ndarray | None, bias: np.ndarray | None
+    ) -> bool:
+        """x @ weight (+ bias) into `out`; returns whether the bias was fused into the GEMM."""
         w = weight.astype(np.float64)
         if smooth is not None:
             w = w * smooth[:, None]
@@ -150,29 +241,30 @@ class _Rewriter:
         w_scale = np.abs(w).max(axis=0) / limit
         w_scale[w_scale == 0] = 1.0
         w_q = np.clip(np.rint(w / w_scale), -limit, limit).astype(np.int8)
-        q, row_amax = self.quantize_rows(x, smooth, nodes)
-        mm, (y,) = self.node(
-            "MatMulIntegerToFloat",
-            [
-                q,
-                self.const("w_int8", w_q),
-                self.const("a_scale", np.array(1.0 / 127.0, np.float32)),
-                self.const("w_scale", w_scale.astype(np.float32)),
-                self.const("a_zp", np.array(128, np.uint8)),
-            ],
-            domain=MS,
-        )
+        q, row_scale, a_scale, a_zp = self.quantize_activation(x, smooth, nodes)
+        inputs = [q, self.const("w_int8", w_q), a_scale, self.const("w_scale", w_scale.astype(np.float32)), a_zp]
+        fuse_bias = bias is not None and row_scale is None  # a per-row rescale comes after the GEMM
+        if fuse_bias:
+            inputs += ["", self.const("bias", bias.astype(np.float32))]
         from onnx import helper
 
-        rescale = helper.make_node("Mul", [y, row_amax], [out], name=self.uid("rescale"))
-        nodes += [mm, rescale]
+        if row_scale is None:
+            gemm = helper.make_node("MatMulIntegerToFloat", inputs, [out], name=self.uid("gemm"), domain=MS)
+            nodes.append(gemm)
+            if not fuse_bias:
+                self.bias_free_gemms[out] = gemm
+        else:
+            mm, (y,) = self.node("MatMulIntegerToFloat", inputs, domain=MS)
+            nodes += [mm, helper.make_node("Mul", [y, row_scale], [out], name=self.uid("rescale"))]
         self.stats["int8_matmuls"] += 1
+        return fuse_bias
 
     def smooth_factors(self, x: str, weight: np.ndarray) -> np.ndarray | None:
         alpha = self.settings.smooth_alpha
-        act = self.settings.activation_ranges.get(x)
-        if alpha is None or act is None:
+        stats = self.settings.activation_stats.get(x)
+        if alpha is None or stats is None or (self.scheme_of(x) == "static" and not self.is_norm_output(x)):
             return None
+        act = np.maximum(np.abs(stats.channel_min), np.abs(stats.channel_max))
         w_max = np.abs(weight).max(axis=1)
         f = np.power(np.maximum(act, 1e-5), alpha) / np.power(np.maximum(w_max, 1e-5), 1 - alpha)
         return np.clip(f, 1e-2, 1e2).astype(np.float32)
@@ -184,7 +276,7 @@ class _Rewriter:
             return None
         nodes: list = []
         smooth = self.smooth_factors(node.input[0], weight)
-        self.int8_matmul(node.input[0], weight, node.output[0], nodes, smooth)
+        self.int8_matmul(node.input[0], weight, node.output[0], nodes, smooth, None)
         return nodes
 
     def rewrite_attention(self, node) -> list | None:
@@ -204,15 +296,16 @@ class _Rewriter:
         nodes: list = []
         qkv = self.uid("qkv")
         smooth = self.smooth_factors(node.input[0], weight)
-        self.int8_matmul(node.input[0], weight, qkv, nodes, smooth)
+        fused_bias = self.int8_matmul(node.input[0], weight, qkv, nodes, smooth, bias)
         split, (q, k, v) = self.node("Split", [qkv, self.const("split", np.array([hidden] * 3, np.int64))], 3, axis=-1)
         mask = node.input[3] if len(node.input) > 3 else ""
         mha_attrs = {"num_heads": heads}
         if "mask_filter_value" in attrs:
             mha_attrs["mask_filter_value"] = helper.get_attribute_value(attrs["mask_filter_value"])
+        mha_bias = "" if fused_bias else self.const("qkv_bias", bias.astype(np.float32))
         mha = helper.make_node(
             "MultiHeadAttention",
-            [q, k, v, self.const("qkv_bias", bias.astype(np.float32)), mask],
+            [q, k, v, mha_bias, mask],
             [node.output[0]],
             name=self.uid("MultiHeadAttention"),
             domain=MS,
@@ -351,6 +444,7 @@ class _Rewriter:
                 new_nodes += replacement
         del self.graph.node[:]
         self.graph.node.extend(new_nodes)
+        self.fuse_skip_layer_norm_biases()
         used = {name for n in self.graph.node for name in n.input}
         kept = [t for t in self.graph.initializer if t.name in used]
         del self.graph.initializer[:]
@@ -360,33 +454,58 @@ class _Rewriter:
 
             self.model.opset_import.append(helper.make_opsetid(MS, 1))
 
+    def fuse_skip_layer_norm_biases(self) -> None:
+        """Move the bias of a SkipLayerNormalization into the static GEMM that alone feeds it: the
+        GEMM adds it in its own pass, and the layer norm (fused or not) has one add less."""
+        consumers = defaultdict(int)
+        for node in self.graph.node:
+            for name in node.input:
+                consumers[name] += 1
+        for node in self.graph.node:
+            if node.op_type != "SkipLayerNormalization" or len(node.input) < 5 or not node.input[4]:
+                continue
+            bias = self.array(node.input[4])
+            gemm = self.bias_free_gemms.get(node.input[0])
+            if bias is None or gemm is None or consumers[node.input[0]] != 1:
+                continue
+            gemm.input.extend([""] * (7 - len(gemm.input)))
+            gemm.input[6] = self.const("bias", bias.astype(np.float32))
+            node.input[4] = ""
+            self.stats["biases_fused_into_gemm"] += 1
 
-def quantize_per_token(src: Path, dst: Path, settings: PerTokenSettings | None = None) -> dict:
-    """Rewrite the fused fp32 graph at `src` into the per-token int8 graph at `dst`."""
-    import onnx
 
-    model = onnx.load(str(src))
-    rewriter = _Rewriter(model, settings or PerTokenSettings())
-    rewriter.run()
-    onnx.save(model, str(dst))
-    return dict(rewriter.stats)
-
-
-def activation_ranges(fused: Path, encoder, texts: list[str], batch_size: int = 32) -> dict:
-    """Per-channel max|x| of every GEMM input activation over real (unpadded) tokens of `texts`,
-    tokenised and padded by the runtime's own encoder (emotion_onnx.tokenization.TextEncoder)."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(fused))
+def gemm_inputs(model) -> list[str]:
+    """The activations that the rewrite quantises: the data input of every MatMul with a constant
+    weight and of every fused Attention."""
     inits = {t.name for t in model.graph.initializer}
-    targets = sorted(
+    return sorted(
         {
             n.input[0]
             for n in model.graph.node
             if (n.op_type == "MatMul" and n.input[1] in inits) or (n.op_type == "Attention" and n.domain == MS)
         }
     )
+
+
+def quantize_int8(src: Path, dst: Path, settings: Int8Settings | None = None) -> dict:
+    """Rewrite the fused fp32 graph at `src` into the int8 graph at `dst`."""
+    import onnx
+
+    model = onnx.load(str(src))
+    rewriter = _Rewriter(model, settings or Int8Settings(scheme="per-token"))
+    rewriter.run()
+    onnx.save(model, str(dst))
+    return dict(rewriter.stats)
+
+
+def activation_stats(fused: Path, encoder, texts: list[str], batch_size: int = 32, seed: int = 0) -> dict:
+    """Calibration statistics of every GEMM input activation over the real (unpadded) tokens of
+    `texts`, tokenised and padded by the runtime's own encoder (emotion_onnx TextEncoder)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(fused))
+    targets = gemm_inputs(model)
     existing = {o.name for o in model.graph.output}
     for name in targets:
         if name not in existing:
@@ -394,14 +513,21 @@ def activation_ranges(fused: Path, encoder, texts: list[str], batch_size: int = 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    ranges: dict[str, np.ndarray] = {}
+    rng = np.random.default_rng(seed)
+    lo: dict[str, np.ndarray] = {}
+    hi: dict[str, np.ndarray] = {}
+    samples: dict[str, list[np.ndarray]] = defaultdict(list)
+    batches = max(1, -(-len(texts) // batch_size))
     for start in range(0, len(texts), batch_size):
         encodings = encoder.encode(texts[start : start + batch_size])
         feeds = encoder.pad_ids([e.ids for e in encodings], [e.type_ids for e in encodings])
         mask = feeds["attention_mask"].astype(bool)
         outs = session.run(targets, feeds)
         for name, value in zip(targets, outs):
-            rows = value[mask] if value.ndim == 3 else value
-            m = np.abs(rows).max(axis=0)
-            ranges[name] = m if name not in ranges else np.maximum(ranges[name], m)
-    return ranges
+            padded = value.ndim == 3 and value.shape[:2] == mask.shape  # (texts, tokens, channels)
+            rows = value[mask] if padded else value.reshape(-1, value.shape[-1])
+            lo[name] = rows.min(axis=0) if name not in lo else np.minimum(lo[name], rows.min(axis=0))
+            hi[name] = rows.max(axis=0) if name not in hi else np.maximum(hi[name], rows.max(axis=0))
+            keep = max(1, RANGE_SAMPLE // (rows.shape[1] * batches))
+            samples[name].append(rows[rng.integers(0, len(rows), min(keep, len(rows)))])
+    return {name: ActivationStats(lo[name], hi[name], np.concatenate(samples[name])) for name in targets}
