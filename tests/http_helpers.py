@@ -74,6 +74,8 @@ class ServerProcess:
             with contextlib.suppress(OSError):
                 reply = request(self.port, "GET", "/readyz", timeout=5)
                 if reply.status == expect and (expect != 503 or "loading" not in reply.json()["error"]):
+                    if expect == 200 and not hasattr(self, "first_line"):
+                        self.first_line = self.proc.stdout.readline().decode()  # printed once listening
                     return reply
             time.sleep(0.1)
         raise TimeoutError("server did not become ready")

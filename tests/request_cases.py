@@ -86,6 +86,16 @@ def _cases() -> list[Case]:
             200,
             route="/embed",
         ),  # fmt: skip
+        Case(
+            "embed TEI top-level fields", j({"inputs": "x", "normalize": False, "truncate": True}), 200, route="/embed"
+        ),
+        Case(
+            "embed a parameter twice",
+            j({"inputs": "x", "normalize": False, "parameters": {"normalize": True}}),
+            422,
+            "given twice",
+            route="/embed",
+        ),  # fmt: skip
         # ------------------------------------------------------------ bodies that are not JSON
         Case("not JSON", b"{bad", 400, "not valid JSON"),
         Case("an empty body", b"", 400, "no body"),

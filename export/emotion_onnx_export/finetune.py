@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -22,7 +23,7 @@ from .metrics import summary
 
 @dataclass
 class FinetuneConfig:
-    train: Path
+    train: Path | list[Path]  # one file, or several concatenated (labels matched by name)
     validation: Path
     out: Path
     test: Path | None = None
@@ -43,6 +44,8 @@ class FinetuneConfig:
     label_smoothing: float = 0.0
     focal_gamma: float = 0.0
     mixup: float = 0.0
+    augment_lead_ins: float = 0.0  # per epoch, the probability of stripping a text's feel-word lead-in
+    linear_probe_epochs: int = 0  # LP-FT: train only the classification head for this many epochs first
     threads: int | None = None
     force: bool = False
 
@@ -134,13 +137,60 @@ def average_states(states: list[dict]) -> dict:
     return out
 
 
-def resolve_labels(train: LabelledTexts, labels_file: Path | None) -> tuple[list[str], dict]:
+# A text that opens with how the writer feels ("i feel ...", "im feeling ...", "i felt ...") and is not
+# negated: the lead-in the emotion dataset repeats in almost every text, which a model learns to lean on.
+LEAD_IN = re.compile(
+    r"^(?:i|im|i m|i am|i was|i have been|i ve been|i still|i just|i always|i do|i really)?\s*"
+    r"(?:feel|feeling|felt|feels)\s+(?:like\s+)?"
+)
+LEAD_IN_REPLACEMENTS = ("", "", "so ", "really ", "honestly ", "just ", "ugh ", "today ")
+
+
+def strip_lead_in(text: str, rng: np.random.Generator) -> str:
+    """The text without its feel-word lead-in (sometimes replaced by a filler word), or the text
+    unchanged when it has none or what follows would be empty."""
+    m = LEAD_IN.match(text)
+    if m is None or not text[m.end() :].strip():
+        return text
+    return LEAD_IN_REPLACEMENTS[int(rng.integers(len(LEAD_IN_REPLACEMENTS)))] + text[m.end() :]
+
+
+def augment_texts(texts: list[str], probability: float, rng: np.random.Generator) -> list[str]:
+    """One epoch's training texts: each lead-in stripped with `probability`."""
+    if probability <= 0:
+        return texts
+    return [strip_lead_in(t, rng) if rng.random() < probability else t for t in texts]
+
+
+def combine(datasets: list[LabelledTexts]) -> tuple[LabelledTexts, list[str] | None]:
+    """Several training files as one, labels as names; and the label order of the first file when it
+    gives integer ids with their names (so that a dataset keeps its own id order)."""
+    if len(datasets) == 1:
+        return datasets[0], None
+    order = None
+    first = datasets[0]
+    if first.labels is not None and first.names is not None and all(isinstance(v, int) for v in first.labels):
+        by_id = dict(zip(first.labels, first.names))
+        order = [by_id[i] for i in sorted(by_id)]
+    texts, labels = [], []
+    for data in datasets:
+        if data.labels is None:
+            raise ExportInputError(f"{data.source} has no label column")
+        names = data.names or [None] * len(data.labels)
+        labels += [n if isinstance(v, int) and n is not None else str(v) for v, n in zip(data.labels, names)]
+        texts += data.texts
+    return LabelledTexts(texts, labels, " + ".join(d.source for d in datasets)), order
+
+
+def resolve_labels(
+    train: LabelledTexts, labels_file: Path | None, order: list[str] | None = None
+) -> tuple[list[str], dict]:
     """Label names in id order, and a map from raw label values to ids."""
     if train.labels is None:
         raise ExportInputError(f"{train.source} has no label column")
     raw = train.labels
-    if labels_file is not None:
-        names = [ln.strip() for ln in Path(labels_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if labels_file is not None or order is not None:
+        names = order or [ln.strip() for ln in Path(labels_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
         if len(set(names)) != len(names):
             raise ExportInputError(f"{labels_file} lists a label twice")
         mapping = {name: i for i, name in enumerate(names)}
@@ -231,6 +281,13 @@ def _predict(model, data: _Encoded, batch_size: int = 128) -> np.ndarray:
     return out
 
 
+def _jsonable(value):
+    """A config value as JSON: paths as strings, lists of them too."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def run_finetune(config: FinetuneConfig) -> dict:
     import torch
     from tqdm import tqdm
@@ -252,10 +309,15 @@ def run_finetune(config: FinetuneConfig) -> dict:
         raise ExportInputError("--focal-gamma and --label-smoothing cannot be combined; choose one")
     if not 0.0 <= config.mixup <= 10.0:
         raise ExportInputError(f"mixup alpha must be in [0, 10], got {config.mixup}")
-    train = read_labelled(config.train, config.text_field, config.label_field)
+    if not 0.0 <= config.augment_lead_ins <= 1.0:
+        raise ExportInputError(f"--augment-lead-ins must be a probability in [0, 1], got {config.augment_lead_ins}")
+    if not 0 <= config.linear_probe_epochs < config.epochs:
+        raise ExportInputError("--linear-probe-epochs must be at least 0 and fewer than --epochs")
+    train_files = config.train if isinstance(config.train, (list, tuple)) else [config.train]
+    train, order = combine([read_labelled(f, config.text_field, config.label_field) for f in train_files])
     val = read_labelled(config.validation, config.text_field, config.label_field)
     test = read_labelled(config.test, config.text_field, config.label_field) if config.test else None
-    names, mapping = resolve_labels(train, config.labels_file)
+    names, mapping = resolve_labels(train, config.labels_file, None if config.labels_file else order)
     y_train = encode_labels(train, mapping, names)
     y_val = encode_labels(val, mapping, names)
     y_test = encode_labels(test, mapping, names) if test else None
@@ -296,9 +358,19 @@ def run_finetune(config: FinetuneConfig) -> dict:
     best, best_state, best_span, stale = -1.0, None, None, 0
     recent, avg_model = [], None  # the last `average_last` epochs' weights, for checkpoint averaging
     t_start = time.perf_counter()
+    augment_rng = np.random.default_rng([config.seed, 2])  # its own stream, like mixup's
+    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "pre_classifier"))]
     for epoch in range(1, config.epochs + 1):
         model.train()
+        probing = epoch <= config.linear_probe_epochs  # LP-FT: the encoder stays frozen at first
+        for p in model.parameters():
+            p.requires_grad_(not probing)
+        for p in head:
+            p.requires_grad_(True)
         t0 = time.perf_counter()
+        if config.augment_lead_ins:
+            train_b = _Encoded(tokenizer, augment_texts(train.texts, config.augment_lead_ins, augment_rng),
+                               config.max_length)  # fmt: skip
         perm = np.fromiter(iter(sampler), dtype=np.int64)  # similar lengths per batch, in a seeded order
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not sys.stderr.isatty())
@@ -370,7 +442,7 @@ def run_finetune(config: FinetuneConfig) -> dict:
     val_logits = _predict(model, val_b)
     val_summary = summary(y_val, val_logits.argmax(1), names)
     metrics = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "config": {k: _jsonable(v) for k, v in asdict(config).items()},
         "labels": names,
         "epochs": epochs,
         "best_epoch": best_epoch,

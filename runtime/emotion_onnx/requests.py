@@ -10,7 +10,8 @@ The body is Hugging Face Inference API JSON:
 /predict parameters: top_k (a positive int, or null for every label), function_to_apply
 ("softmax", "sigmoid" or "none") and calibrated (true, false or "temperature"; see
 emotion_onnx.calibration). /embed parameters: normalize (bool), truncate (bool),
-truncation_direction ("right") and prompt_name (null: the model has no prompts).
+truncation_direction ("right") and prompt_name (null: the model has no prompts), in "parameters" or
+at the top level as Text Embeddings Inference takes them.
 `options` is accepted for compatibility and changes nothing: the model is always loaded and
 nothing is cached.
 
@@ -307,12 +308,22 @@ def parse_predict(payload: Any, limits: Limits, labels: int | None = None) -> Pr
     return PredictRequest(texts, single, top_k, function, calibrated)
 
 
+EMBED_PARAMETERS = ("normalize", "truncate", "truncation_direction", "prompt_name")
+
+
 def parse_embed(payload: Any, limits: Limits) -> EmbedRequest:
-    """An /embed body (already decoded from JSON), validated."""
+    """An /embed body (already decoded from JSON), validated. Its parameters come in "parameters"
+    (the Inference API) or at the top level (Text Embeddings Inference, which
+    huggingface_hub.InferenceClient.feature_extraction sends)."""
     texts, single = _texts(payload, limits)
-    _unknown(payload, ("inputs", "parameters", "options"), "field(s)")
-    params = _object(payload.get("parameters"), "parameters")
-    _unknown(params, ("normalize", "truncate", "truncation_direction", "prompt_name"), "parameter(s)")
+    _unknown(payload, ("inputs", "parameters", "options", *EMBED_PARAMETERS), "field(s)")
+    params = dict(_object(payload.get("parameters"), "parameters"))
+    _unknown(params, EMBED_PARAMETERS, "parameter(s)")
+    for name in EMBED_PARAMETERS:
+        if name in payload:
+            if name in params and params[name] != payload[name]:
+                raise _invalid(f"{name} is given twice, at the top level and in parameters, with different values")
+            params[name] = payload[name]
     for name in ("normalize", "truncate"):
         if params.get(name) is not None and not isinstance(params[name], bool):
             raise _invalid(f"parameters.{name} must be true or false, got {_kind(params[name])}")

@@ -170,9 +170,45 @@ def classify_dataframe(
     return df.mapInPandas(run, schema)
 
 
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _check_paths(args) -> None:
+    """One-line errors for what Spark would answer with a stack trace."""
+    from pathlib import Path
+
+    from .errors import InputError
+
+    if _is_local(args.input) and not Path(args.input.removeprefix("file://")).exists():
+        raise InputError(f"input {args.input} does not exist")
+    out = Path(args.output.removeprefix("file://"))
+    if _is_local(args.output) and args.mode == "errorifexists" and out.exists():
+        raise InputError(f"output {args.output} already exists; remove it or pass --mode overwrite")
+
+
+def read_input(spark, path: str, text_col: str = "text"):
+    """A Parquet file or directory, or a CSV file with a header. CSV keeps what the file says: column
+    types are inferred (an id of digits stays a number) and an empty text field is the empty string,
+    classified like any text, as Parquet's empty strings are (Spark reads an empty CSV field as null,
+    but a CSV file has no null)."""
+    if not path.lower().endswith(".csv"):
+        return spark.read.parquet(path)
+    df = spark.read.option("header", True).option("multiLine", True).option("escape", '"')
+    df = df.option("inferSchema", True).csv(path)
+    if text_col in df.columns:
+        from pyspark.sql import functions as F
+
+        df = df.withColumn(text_col, F.coalesce(F.col(text_col).cast("string"), F.lit("")))
+    return df
+
+
 def main(argv: list[str] | None = None) -> int:
     """`emotion-onnx spark-classify`: Parquet/CSV in, Parquet out, on any Spark master."""
     import argparse
+    import sys
+
+    from .errors import InputError
 
     p = argparse.ArgumentParser(prog="emotion-onnx spark-classify", description=main.__doc__)
     p.add_argument("--input", required=True, help="Parquet file/directory or .csv")
@@ -185,27 +221,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedding", action="store_true")
     p.add_argument("--mode", default="errorifexists", choices=("errorifexists", "overwrite"))
     args = p.parse_args(argv)
+    _check_paths(args)
 
+    from pyspark.errors import AnalysisException
     from pyspark.sql import SparkSession
 
     existing = SparkSession.getActiveSession()
     builder = SparkSession.builder.appName("emotion-onnx")
     if args.master:
         builder = builder.master(args.master)
+    if not os.environ.get("PYSPARK_PYTHON"):
+        # workers would otherwise start the system python3, which need not have this package
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = builder.getOrCreate()
     try:
-        reader = spark.read
-        df = (
-            reader.option("header", True).option("multiLine", True).option("escape", '"').csv(args.input)
-            if args.input.lower().endswith(".csv")
-            else reader.parquet(args.input)
-        )
+        df = read_input(spark, args.input, args.text_column)
         if args.partitions:
             df = df.repartition(args.partitions)
         out = classify_dataframe(
             df, args.text_column, model=args.model, probabilities=args.probabilities, embedding=args.embedding
         )
         out.write.mode(args.mode).parquet(args.output)
+    except AnalysisException as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"Spark refused the job: {first[:300]}") from None
     finally:
         if existing is None:  # only stop a session this command started
             spark.stop()

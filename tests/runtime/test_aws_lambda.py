@@ -43,11 +43,13 @@ print(json.dumps({"results": out, "paths": paths, "heavy": heavy, "sys_path": sy
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, tiny_model):
     out = tmp_path_factory.mktemp("lambda") / "bundle.zip"
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"  # so this interpreter can run it
-    proc = run_cli("lambda-bundle", "--model", str(tiny_model), "--out", str(out), "--python", python, timeout=900)
+    proc = run_cli("lambda-bundle", "--model", str(tiny_model), "--out", str(out), timeout=900)
     assert proc.returncode == 0, proc.stderr.decode()
     report = proc.stdout.decode()
     assert "MiB unzipped" in report, report
+    # no --python: the running interpreter (a Lambda runtime), so that this interpreter can run it
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"for Python {python} (the running interpreter)" in report, report
     return out
 
 
@@ -193,3 +195,62 @@ def test_handler_in_process_matches_library(tiny_model, monkeypatch):
     finally:
         sys.modules.pop("emotion_onnx.aws_lambda", None)
     assert os.environ["EMOTION_ONNX_MODEL"] == str(tiny_model)
+
+
+def _malformed_events():
+    from lambda_events import apigw_v1, http_api_v2
+
+    good = http_api_v2(json.dumps({"inputs": "hello"}))
+    no_context = {**good, "requestContext": None}
+    no_http = {**good, "requestContext": {**good["requestContext"], "http": None}}
+    no_method = {**good, "requestContext": {**good["requestContext"], "http": {"path": "/predict", "method": None}}}
+    v1_no_method = {**apigw_v1(json.dumps({"inputs": "x"})), "httpMethod": None}
+    dict_body = {**good, "body": {"inputs": "hello"}}
+    number_body = {**good, "body": 42}
+    surrogate = http_api_v2('{"inputs": "caf\\ud800"}')
+    deep = http_api_v2("[" * 3000 + "]" * 3000)
+    digits = http_api_v2('{"inputs": "x", "parameters": {"top_k": ' + "7" * 5000 + "}}")
+    no_type = http_api_v2(json.dumps({"inputs": "hello"}))
+    no_type["headers"] = {}
+    many = http_api_v2(json.dumps({"inputs": ["x"] * 257}))
+    return [
+        ("None event", None, 422, "must be a JSON object"),
+        ("a list event", ["hello"], 422, "must be a JSON object"),
+        ("requestContext None", no_context, 400, "no HTTP method"),
+        ("http None", no_http, 400, "no HTTP method"),
+        ("method None", no_method, 400, "no HTTP method"),
+        ("v1 method None", v1_no_method, 400, "no HTTP method"),
+        ("body already a dict", dict_body, 400, "already a JSON value"),
+        ("body a number", number_body, 400, "not a string"),
+        ("a lone surrogate", surrogate, 422, "lone surrogate"),
+        ("deep nesting", deep, 400, "nests deeper than 32 levels"),
+        ("5000 digits", digits, 400, "not valid JSON"),
+        ("257 inputs", many, 413, "inputs has 257 texts; the limit is 256"),
+        ("no content type", no_type, 200, ""),
+    ]
+
+
+@pytest.mark.parametrize("case", _malformed_events(), ids=[c[0] for c in _malformed_events()])
+def test_malformed_events_get_a_4xx_never_a_500(tiny_model, monkeypatch, case):
+    _, event, status, fragment = case
+    monkeypatch.setenv("EMOTION_ONNX_MODEL", str(tiny_model))
+    for name in list(os.environ):
+        if name.startswith("EMOTION_ONNX_MAX_"):
+            monkeypatch.delenv(name)
+    sys.modules.pop("emotion_onnx.aws_lambda", None)
+    import emotion_onnx.aws_lambda as aws_lambda
+
+    try:
+        got = aws_lambda.handler(event, None)
+    finally:
+        sys.modules.pop("emotion_onnx.aws_lambda", None)
+    if isinstance(got, dict) and "body" in got:  # a proxy response
+        code, body = got["statusCode"], json.loads(got["body"])
+    elif isinstance(got, dict) and "statusCode" in got:  # a direct invocation's refusal
+        code, body = got["statusCode"], got
+    else:
+        code, body = 200, got
+    assert code == status, (code, body)
+    if status >= 400:
+        assert fragment in body["error"], body
+        assert "internal error" not in body["error"]

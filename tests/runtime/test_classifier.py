@@ -51,6 +51,66 @@ def test_output_shape_and_values_match_transformers_pipeline(clf_fp32, hf_pipeli
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
 
 
+PIPELINE_KWARGS = [
+    {"function_to_apply": "sigmoid"},
+    {"function_to_apply": "none", "top_k": None},
+    {"function_to_apply": "softmax", "top_k": 2},
+    {"function_to_apply": "SIGMOID", "top_k": 1},
+    {"return_all_scores": True},
+    {"return_all_scores": False},
+    {"return_all_scores": True, "top_k": 3},  # top_k wins, as in the pipeline
+    {"batch_size": 2, "top_k": None},
+    {"truncation": True},
+]
+
+
+@pytest.mark.filterwarnings("ignore:.*return_all_scores")
+@pytest.mark.parametrize("kwargs", PIPELINE_KWARGS, ids=[str(k) for k in PIPELINE_KWARGS])
+@pytest.mark.parametrize("inputs", ["i feel so happy today", ["i am scared of the dark", "what a lovely gift", ""]])
+def test_the_pipelines_own_keywords_mean_the_same(clf_fp32, hf_pipeline, inputs, kwargs):
+    """A user swapping this runtime in for pipeline("text-classification") passes these keywords."""
+    ours = clf_fp32(inputs, calibrated=False, **kwargs)
+    theirs = hf_pipeline(inputs, **kwargs)
+    assert _shape(ours) == _shape(theirs)
+
+    def flat(x):
+        return [d for item in x for d in (item if isinstance(item, list) else [item])]
+
+    for a, b in zip(flat(ours), flat(theirs)):
+        assert a["label"] == b["label"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+def test_return_all_scores_warns_as_the_pipeline_does(clf):
+    with pytest.warns(UserWarning, match="return_all_scores is deprecated"):
+        rows = clf(["a", "b"], return_all_scores=True)
+    assert [[r["label"] for r in row] for row in rows] == [LABELS, LABELS]  # label order, not ranked
+
+
+def test_unknown_and_bad_keywords(clf):
+    with pytest.raises(TypeError, match="padding"):
+        clf("x", padding=True)
+    with pytest.raises(ValueError, match="function_to_apply"):
+        clf("x", function_to_apply="relu")
+    with pytest.raises(ValueError, match="batch_size"):
+        clf("x", batch_size=0)
+    with pytest.raises(ValueError, match="longer than the model's 512 tokens"):
+        clf(["short", "word " * 600], truncation=False)
+    assert clf("word " * 600, truncation=True)[0]["label"] in LABELS
+
+
+def test_batch_size_bounds_each_batch_and_changes_no_answer(clf, test_texts):
+    seen = []
+    run = clf.engine.run
+    clf.engine.run = lambda feeds: seen.append(len(feeds["input_ids"])) or run(feeds)
+    try:
+        small = clf(test_texts[:40], top_k=None, batch_size=3)
+    finally:
+        clf.engine.run = run
+    assert max(seen) <= 3
+    assert small == clf(test_texts[:40], top_k=None)
+
+
 def test_predict_proba_is_calibrated_by_default(clf):
     texts = ["i feel wonderful", "i am furious about this", "nothing"]
     logits = clf.logits(texts)

@@ -84,8 +84,109 @@ def test_invalid_utf8_names_the_line(tiny_model, tmp_path):
     src.write_bytes(b"fine\nalso fine\nbad \xff byte\n")
     proc = run_cli("classify", "--model", str(tiny_model), "-i", str(src))
     assert_clean_error(proc, f"{src}:3", "invalid UTF-8", "--errors replace")
+    assert [json.loads(line)["index"] for line in proc.stdout.decode().splitlines()] == [0, 1]  # written first
     out = records(run_cli("classify", "--model", str(tiny_model), "-i", str(src), "--errors", "replace"))
     assert len(out) == 3
+
+
+@pytest.mark.parametrize("chunk", ["1024", "7"])
+def test_every_record_before_a_bad_line_is_written(tiny_model, chunk):
+    """A bad byte deep in a stream: every earlier record is written, in order, before exit code 2."""
+    lines = b"".join(b"text number %d\n" % i for i in range(3000)) + b"\xff\n" + b"never read\n"
+    proc = run_cli("classify", "--model", str(tiny_model), "--chunk-size", chunk, input=lines)
+    assert_clean_error(proc, "<stdin>:3001", "invalid UTF-8")
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["index"] for r in out] == list(range(3000))
+
+
+def test_the_issue_example_prints_both_records(tiny_model):
+    proc = run_cli("classify", "--model", str(tiny_model), input=b"i feel good\ni feel bad\n\xff\n")
+    assert_clean_error(proc, "<stdin>:3")
+    assert len(proc.stdout.decode().splitlines()) == 2
+
+
+def test_csv_output_carries_top_k_and_kept_fields(tiny_model, tmp_path):
+    src = tmp_path / "reviews.csv"
+    src.write_text('id,review\n17,"i love it, truly"\n42,"awful, just awful"\n')
+    dst = tmp_path / "out.csv"
+    proc = run_cli("classify", "--model", str(tiny_model), "-i", str(src), "--column", "review", "--keep", "id",
+                   "-o", str(dst), "--top-k", "3")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(dst.read_text())))
+    assert [r["id"] for r in rows] == ["17", "42"]
+    for r in rows:
+        assert r["label_1"] == r["label"] and float(r["score_1"]) >= float(r["score_2"]) >= float(r["score_3"])
+
+
+def test_jsonl_keeps_fields_as_they_were(tiny_model, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 7, "meta": {"lang": "en"}, "text": "hello"}\n{"id": "x-2", "meta": null, "text": null}\n')
+    out = records(run_cli("classify", "--model", str(tiny_model), "-i", str(src), "--keep", "id", "meta"))
+    assert [(r["id"], r["meta"]) for r in out] == [(7, {"lang": "en"}), ("x-2", None)]
+    assert out[1]["label"] is None
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"id": 1, "text": "a"}\n{"text": "b"}\n')
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "-i", str(missing), "--keep", "id"),
+                       ":2", "no field 'id' to keep")  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", [["--field", "body"], ["--column", "review"], ["--keep", "id"]])
+def test_a_field_without_an_input_file_is_refused(tiny_model, flag):
+    """`classify reviews.jsonl --field body` would classify the words "reviews.jsonl"."""
+    proc = run_cli("classify", "--model", str(tiny_model), "reviews.jsonl", *flag)
+    assert_clean_error(proc, flag[0], "pass the file with -i FILE")
+
+
+def test_output_paths(tiny_model, tmp_path):
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "x", "-o", str(tmp_path / "no" / "out.jsonl")),
+                       "folder", "does not exist")  # fmt: skip
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "x", "-o", str(tmp_path)), "is a directory")
+    assert_clean_error(run_cli("classify", "--model", str(tiny_model), "-i", str(tmp_path)), "is a directory")
+
+
+def _broken_copy(tiny_model, tmp_path, edit):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    edit(model, manifest)
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    return model
+
+
+def _corrupt_graph(model, manifest):
+    from emotion_onnx.manifest import FileRef
+
+    v = manifest["variants"][manifest["default_variant"]]
+    (model / v["file"]).write_bytes(b"garbage" * 100)
+    ref = FileRef.of(model, v["file"])
+    v.update(sha256=ref.sha256, size=ref.size)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (_corrupt_graph, "not a graph onnxruntime can load"),
+        (lambda m, d: d["outputs"].update(logits="scores"), "no output 'scores'"),
+        (lambda m, d: d["variants"][d["default_variant"]]["calibration"].update(temperature=float("nan")), "finite"),
+        (lambda m, d: d["variants"][d["default_variant"]].update(sha256="f" * 64), "does not match the sha256"),
+    ],
+)
+def test_a_broken_model_is_one_line(tiny_model, tmp_path, edit, fragment):
+    model = _broken_copy(tiny_model, tmp_path, edit)
+    proc = run_cli("classify", "--model", str(model), "x")
+    assert_clean_error(proc, fragment)
+    assert "verify=False" not in proc.stderr.decode()  # the CLI has no such flag
+
+
+def test_help_says_what_the_model_is_not():
+    for args in ([" --help"], ["classify", "--help"]):
+        proc = run_cli(*[a.strip() for a in args])
+        text = " ".join(proc.stdout.decode().split())
+        assert proc.returncode == 0
+        for fragment in ("no neutral class", "English only", "calibrated probabilities by default"):
+            assert fragment in text, (args, fragment)
 
 
 def test_missing_csv_column(tiny_model, tmp_path):

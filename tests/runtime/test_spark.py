@@ -126,3 +126,54 @@ def test_cli_parquet_to_parquet(spark, rows, tiny_model, tmp_path, expected):
     for r in out:
         if r["text"] is not None:
             assert r["label"] == clf.labels[int(by_text[r["text"]].argmax())]
+
+
+def test_cli_errors_are_one_line(tiny_model, tmp_path):
+    from helpers import assert_clean_error, run_cli
+
+    assert_clean_error(
+        run_cli("spark-classify", "--input", str(tmp_path / "missing.parquet"), "--output", str(tmp_path / "o")),
+        "missing.parquet", "does not exist",
+    )  # fmt: skip
+    (tmp_path / "taken").mkdir()
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,hello\n")
+    assert_clean_error(
+        run_cli("spark-classify", "--input", str(src), "--output", str(tmp_path / "taken"), "--master", "local[1]"),
+        "already exists", "--mode overwrite",
+    )  # fmt: skip
+
+
+def test_csv_keeps_types_and_empty_strings(spark, tiny_model, tmp_path):
+    """An id of digits stays a number and an empty text is classified, as Parquet's would be; nothing
+    is null in a CSV file, so nothing comes back null."""
+    from emotion_onnx.spark import read_input
+
+    src = tmp_path / "reviews.csv"
+    src.write_text('id,text,note\n1,"i love it",x\n2,,\n3,"so angry, honestly",y\n')
+    df = read_input(spark, str(src), "text")
+    assert dict(df.dtypes)["id"] in ("int", "bigint")
+    from emotion_onnx.spark import classify_dataframe
+
+    out = {r["id"]: r for r in classify_dataframe(df, "text", model=str(tiny_model)).collect()}
+    assert out[2]["text"] == "" and out[2]["label"] is not None
+    clf = EmotionClassifier(tiny_model, engine="onnxruntime")
+    assert out[2]["label"] == clf("")[0]["label"]
+
+
+def test_workers_use_the_drivers_interpreter(tiny_model, tmp_path):
+    """With PYSPARK_PYTHON unset, spark-classify runs its workers on this interpreter, not the system python3."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.csv"
+    src.write_text("text\nhello there\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    env["PATH"] = "/usr/bin:/bin"  # the venv is not activated: a bare python3 would lack emotion_onnx
+    proc = subprocess.run(
+        [sys.executable, "-m", "emotion_onnx", "spark-classify", "--input", str(src), "--output",
+         str(tmp_path / "out"), "--model", str(tiny_model), "--master", "local[1]"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "out").glob("*.parquet"))

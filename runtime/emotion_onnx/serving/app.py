@@ -10,13 +10,16 @@ import asyncio
 import contextlib
 import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..classifier import EmotionClassifier
@@ -32,6 +35,7 @@ from .settings import ServerSettings
 # Requests with at most this many characters are tokenised on the event loop (tens of
 # microseconds); bigger ones in a worker thread, so they never stall other clients.
 INLINE_TOKENIZE_CHARS = 4096
+PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 
 
 class ClientGone(Exception):
@@ -51,6 +55,7 @@ class InferenceService:
         self.clf: EmotionClassifier | None = None
         self.load_error: str | None = None  # the kind of failure, for clients
         self.batcher: MicroBatcher | None = None
+        self.draining = False
 
     @property
     def ready(self) -> bool:
@@ -87,6 +92,18 @@ class InferenceService:
         self.metrics.queue_depth.set_function(lambda: batcher.queued_texts)
         self.batcher = batcher
 
+    def begin_drain(self, grace_s: float) -> None:
+        """SIGTERM: refuse new requests (503), and refuse what is still queued a little before the grace
+        period ends, so that every accepted request gets an answer or a clean JSON refusal."""
+        self.draining = True
+        if self.batcher is None:
+            return
+        self.batcher.stop_accepting()
+        margin = min(5.0, grace_s / 4)
+        asyncio.get_running_loop().call_later(
+            max(0.0, grace_s - margin), self.batcher.give_up_waiting, "the server is shutting down"
+        )
+
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await self._attach_task
@@ -94,6 +111,8 @@ class InferenceService:
             await self.batcher.close()
 
     def _not_ready(self) -> RequestError:
+        if self.draining:
+            return unavailable("the server is shutting down", self.settings.retry_after_s)
         if self.load_error:
             return unavailable(f"the model failed to load ({self.load_error}); see the server's log", 30)
         return unavailable("the model is still loading", 1)
@@ -166,6 +185,8 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         version=_version(),
         lifespan=lifespan,
         redirect_slashes=False,  # never redirect to the client's Host header; /predict/ is served
+        docs_url=None,  # served below from local files, not a CDN: edge machines are often offline
+        redoc_url=None,
     )
     app.state.service = service
     app.state.settings = settings
@@ -213,6 +234,33 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         doc = body_doc(model)
         app.post(route, response_model=response, responses=errors, summary=summary, openapi_extra=doc)(handler(route))
         app.post(route + "/", include_in_schema=False)(handler(route))
+    app.post("/", include_in_schema=False)(handler("/predict"))  # an endpoint's root URL, as Lambda's
+
+    try:
+        import swagger_ui_bundle
+
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+        docs_assets = True
+    except ImportError:  # the serve extra installs it; without it /docs says so instead of going blank
+        docs_assets = False
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        if not docs_assets:
+            return _error(
+                404, "the API docs need swagger-ui-bundle-v2 (the serve extra); the schema is at /openapi.json"
+            )
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="emotion-onnx API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(PAGE, media_type="text/html")
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
@@ -220,7 +268,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
 
     @app.get("/readyz", summary="Readiness: is the model loaded?", responses={503: {"model": ErrorBody}})
     async def readyz():
-        if service.ready:
+        if service.ready and not service.draining:
             clf = service.clf
             return {
                 "status": "ready",
@@ -247,7 +295,17 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         return app.openapi_schema
 
     app.openapi = openapi
-    return Guard(app, max_body_bytes=settings.limits.max_body_bytes, api_token=settings.api_token, metrics=metrics)
+    guard = Guard(
+        app,
+        max_body_bytes=settings.limits.max_body_bytes,
+        api_token=settings.api_token,
+        metrics=metrics,
+        body_timeout_s=settings.body_timeout_s,
+        draining=lambda: service.draining,
+        retry_after_s=settings.retry_after_s,
+    )
+    guard.service = service
+    return guard
 
 
 def _version() -> str:

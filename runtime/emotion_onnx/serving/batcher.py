@@ -1,13 +1,17 @@
-"""Dynamic micro-batching: requests from concurrent clients share one inference call.
+"""Dynamic micro-batching: requests from concurrent clients share inference calls, fairly.
 
-Each request is tokenised on arrival, so its real token count is known. A single worker
-task takes the oldest waiting request, then keeps adding waiting requests until the
-micro-batch holds `batch_tokens` tokens or `max_wait_ms` has passed since it started.
-Inference runs in one dedicated thread (onnxruntime parallelises inside the call), off
-the event loop. Each request gets back exactly the rows of its own texts, in order.
+Each request is tokenised on arrival, so its real token count is known, and split into pieces
+of consecutive texts of at most `batch_tokens` tokens each. A single worker task builds each
+micro-batch round-robin over the waiting requests, one piece of each per round, until the
+micro-batch holds `batch_tokens` tokens or `max_wait_ms` has passed since it started. So a large
+request is served in micro-batches interleaved with everyone else's, and a short request waits
+about one micro-batch, not the whole large request. Inference runs in one dedicated thread
+(onnxruntime parallelises inside the call), off the event loop. Each request gets back exactly
+the rows of its own texts, in order.
 
-A request whose client has gone away is marked cancelled; if it has not been batched
-yet it is skipped, so it costs no further compute.
+Admission counts tokens: a request that would take the queue past `max_queue_tokens` is refused
+(the caller answers 503 with Retry-After). A request whose client has gone away is marked
+cancelled; its pieces that have not been batched yet are skipped, so it costs no further compute.
 """
 
 from __future__ import annotations
@@ -17,18 +21,27 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 
 class QueueFullError(Exception):
-    """The bounded queue has no room for this request's texts."""
+    """The bounded queue has no room for this request's tokens."""
 
 
 class ShuttingDownError(Exception):
-    """The batcher no longer accepts work."""
+    """The batcher no longer accepts work, or gave up waiting work at the end of its grace period."""
+
+
+@dataclass(eq=False)
+class Piece:
+    job: Job
+    start: int  # texts job.encodings[start:stop]
+    stop: int
+    tokens: int
+    index: int  # its place among the job's pieces
 
 
 @dataclass(eq=False)
@@ -37,9 +50,31 @@ class Job:
     future: asyncio.Future
     tokens: int = 0
     cancelled: bool = False
+    pieces: deque = field(default_factory=deque)  # not yet batched
+    pending: int = 0  # pieces not yet answered
+    served: int = 0  # tokens batched so far
+    logits: list = field(default_factory=list)
+    embeds: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tokens = sum(len(e.ids) for e in self.encodings)
+
+
+def split(job: Job, budget: int) -> None:
+    """Cut a job into pieces of consecutive texts, each within the token budget (a text longer
+    than the budget is a piece of its own)."""
+    start, tokens = 0, 0
+    for i, enc in enumerate(job.encodings):
+        n = len(enc.ids)
+        if i > start and tokens + n > budget:
+            job.pieces.append(Piece(job, start, i, tokens, len(job.pieces)))
+            start, tokens = i, 0
+        tokens += n
+    if job.encodings:
+        job.pieces.append(Piece(job, start, len(job.encodings), tokens, len(job.pieces)))
+    job.pending = len(job.pieces)
+    job.logits = [None] * job.pending
+    job.embeds = [None] * job.pending
 
 
 class MicroBatcher:
@@ -59,7 +94,7 @@ class MicroBatcher:
         self.max_queue_tokens = max_queue_tokens
         self._on_batch = on_batch or (lambda n: None)
         self._on_skip = on_skip or (lambda n: None)
-        self._queue: deque[Job] = deque()
+        self._jobs: deque[Job] = deque()  # jobs with pieces not yet batched, in arrival order
         self._queued_texts = 0
         self._queued_tokens = 0
         self._wakeup: asyncio.Event | None = None
@@ -72,11 +107,27 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._loop(), name="emotion-onnx-batcher")
 
-    async def close(self) -> None:
-        """Finish every accepted job, then stop."""
+    def stop_accepting(self) -> None:
+        """New requests are refused from now on (ShuttingDownError); accepted ones still run."""
         self._closing = True
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def give_up_waiting(self, reason: str) -> int:
+        """Fail every accepted request that has not started running (ShuttingDownError), so it gets
+        a clean refusal instead of being cut off; returns how many."""
+        failed = 0
+        while self._jobs:
+            job = self._jobs.popleft()
+            self._drop(job)
+            if not job.future.done():
+                job.future.set_exception(ShuttingDownError(reason))
+                failed += 1
+        return failed
+
+    async def close(self) -> None:
+        """Finish every accepted job, then stop."""
+        self.stop_accepting()
         if self._worker is not None:
             await self._worker
         self._pool.shutdown(wait=True)
@@ -84,6 +135,10 @@ class MicroBatcher:
     @property
     def queued_texts(self) -> int:
         return self._queued_texts
+
+    @property
+    def queued_tokens(self) -> int:
+        return self._queued_tokens
 
     # ------------------------------------------------------------------ producers
     def submit(self, encodings: Sequence[Any]) -> Job:
@@ -94,48 +149,65 @@ class MicroBatcher:
             raise QueueFullError(
                 f"{self._queued_tokens} tokens are already waiting (the queue holds {self.max_queue_tokens})"
             )
-        self._queue.append(job)
+        split(job, self.batch_tokens)
+        self._jobs.append(job)
         self._queued_texts += len(encodings)
         self._queued_tokens += job.tokens
         self._wakeup.set()
         return job
 
     def cancel(self, job: Job) -> None:
-        """The client went away: skip the job if it has not been batched yet."""
+        """The client went away: skip the pieces of the job that have not been batched yet."""
         job.cancelled = True
 
     # ------------------------------------------------------------------ worker
-    def _take(self, batch: list[Job], tokens: int) -> int:
-        """Move waiting jobs into the batch while they fit the token budget."""
-        while self._queue:
-            job = self._queue[0]
-            if job.cancelled:
-                self._queue.popleft()
-                self._queued_texts -= len(job.encodings)
-                self._queued_tokens -= job.tokens
-                self._on_skip(len(job.encodings))
-                if not job.future.done():
-                    job.future.cancel()
-                continue
-            if batch and tokens + job.tokens > self.batch_tokens:
-                break
-            self._queue.popleft()
-            self._queued_texts -= len(job.encodings)
-            self._queued_tokens -= job.tokens
-            batch.append(job)
-            tokens += job.tokens
+    def _drop(self, job: Job) -> None:
+        """Forget a job's unbatched pieces (their texts and tokens leave the queue)."""
+        for piece in job.pieces:
+            self._queued_texts -= piece.stop - piece.start
+            self._queued_tokens -= piece.tokens
+        job.pieces.clear()
+
+    def _take(self, batch: list[Piece], tokens: int) -> int:
+        """Add pieces round-robin over the waiting jobs, one per job per round, while they fit; each
+        round starts with the jobs served least so far, so a new short request goes before the next
+        piece of a huge one."""
+        progress = True
+        while progress and self._jobs:
+            progress = False
+            for job in sorted(self._jobs, key=lambda j: j.served):  # stable: arrival order among equals
+                if job.cancelled:
+                    skipped = sum(p.stop - p.start for p in job.pieces)
+                    self._drop(job)
+                    self._jobs.remove(job)
+                    self._on_skip(skipped)
+                    if not job.future.done():
+                        job.future.cancel()
+                    continue
+                piece = job.pieces[0]
+                if batch and tokens + piece.tokens > self.batch_tokens:
+                    continue
+                job.pieces.popleft()
+                self._queued_texts -= piece.stop - piece.start
+                self._queued_tokens -= piece.tokens
+                batch.append(piece)
+                tokens += piece.tokens
+                job.served += piece.tokens
+                progress = True
+                if not job.pieces:
+                    self._jobs.remove(job)
         return tokens
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self._jobs:
                 if self._closing:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch: list[Job] = []
+            batch: list[Piece] = []
             tokens = self._take(batch, 0)
             deadline = loop.time() + self.max_wait
             while batch and tokens < self.batch_tokens and not self._closing:
@@ -147,25 +219,29 @@ class MicroBatcher:
                     await asyncio.wait_for(self._wakeup.wait(), remaining)
                 before = len(batch)
                 tokens = self._take(batch, tokens)
-                if len(batch) == before and self._queue:
-                    break  # the next job does not fit: run what we have
-            if not batch:
-                continue
-            await self._execute(loop, batch)
+                if len(batch) == before and self._jobs:
+                    break  # the next piece does not fit: run what we have
+            if batch:
+                await self._execute(loop, batch)
 
-    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[Job]) -> None:
-        encodings = [e for job in batch for e in job.encodings]
+    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[Piece]) -> None:
+        encodings = [e for piece in batch for e in piece.job.encodings[piece.start : piece.stop]]
         self._on_batch(len(encodings))
         try:
             logits, embeds = await loop.run_in_executor(self._pool, self._run, encodings)
         except Exception as exc:  # an inference failure fails these requests, not the server
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            for piece in batch:
+                self._drop(piece.job)
+                with contextlib.suppress(ValueError):
+                    self._jobs.remove(piece.job)
+                if not piece.job.future.done():
+                    piece.job.future.set_exception(exc)
             return
-        start = 0
-        for job in batch:
-            stop = start + len(job.encodings)
-            if not job.future.done():
-                job.future.set_result((logits[start:stop], embeds[start:stop]))
-            start = stop
+        row = 0
+        for piece in batch:
+            job, n = piece.job, piece.stop - piece.start
+            job.logits[piece.index], job.embeds[piece.index] = logits[row : row + n], embeds[row : row + n]
+            row += n
+            job.pending -= 1
+            if job.pending == 0 and not job.future.done():
+                job.future.set_result((np.concatenate(job.logits), np.concatenate(job.embeds)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from pathlib import Path
 
 from ..errors import InputError
@@ -10,7 +12,8 @@ from ..manifest import is_model_dir
 from ..requests import Limits
 from .settings import TOKEN_ENV, ServerSettings
 
-GRACEFUL_SHUTDOWN_S = 60
+DRAIN_S = 0.5  # after SIGTERM, how long new connections are still accepted (and answered 503)
+SETTLE_S = 0.5  # then, how long a connection accepted in that moment has to send its request
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-tokens", type=int, default=d.batch_tokens, help="tokens per micro-batch")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms, help="micro-batch wait for company")
     p.add_argument("--max-queue-tokens", type=int, default=d.max_queue_tokens, help="tokens waiting before 503")
+    p.add_argument("--max-header-bytes", type=int, default=d.max_header_bytes, help="request header bytes (431)")
+    p.add_argument(
+        "--header-timeout", type=float, default=d.header_timeout_s, help="seconds for a request's headers (408)"
+    )
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout_s, help="seconds for a request's body (408)")
+    p.add_argument("--grace", type=float, default=d.grace_s, help="seconds to answer accepted requests after SIGTERM")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -73,16 +82,68 @@ def run(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens,
         max_wait_ms=args.max_wait_ms,
         max_queue_tokens=args.max_queue_tokens,
+        max_header_bytes=args.max_header_bytes,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        grace_s=args.grace,
     )
     app = create_app(settings)
+    from .protocol import protocol_class
+
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         access_log=args.log_level in ("info", "debug"),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_graceful_shutdown=settings.grace_s,
         lifespan="on",
+        http=protocol_class(settings.max_header_bytes, settings.header_timeout_s),
     )
-    uvicorn.Server(config).run()
+    server_class(uvicorn.Server)(config, app.service, settings.grace_s).run()
     return 0
+
+
+def server_class(base: type) -> type:
+    """uvicorn's Server, printing where it listens once it does, and shutting down so that nothing
+    accepted is lost: first the service refuses new work (503) while connections that arrive right
+    now are still accepted and answered, then uvicorn stops accepting and waits for the rest."""
+
+    class Server(base):
+        def __init__(self, config, service, grace_s: float):
+            super().__init__(config)
+            self.service, self.grace_s = service, grace_s
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                for server in self.servers:
+                    for sock in server.sockets:
+                        host, port = sock.getsockname()[:2]
+                        shown = f"[{host}]" if ":" in host else host
+                        print(f"emotion-onnx: serving on http://{shown}:{port} (docs at /docs)", flush=True)
+
+        async def shutdown(self, sockets=None) -> None:
+            import asyncio
+
+            self.service.begin_drain(self.grace_s)
+            await asyncio.sleep(DRAIN_S)  # still accepting: whoever connects now gets an answer (503)
+            # shrink the listen backlog so that new handshakes stop completing, accept what already
+            # has (it gets its 503), and only then close: closing a listener resets its queued connections
+            for server in self.servers:
+                for ts in server.sockets:
+                    with socket.socket(fileno=os.dup(ts.fileno())) as sock:
+                        sock.listen(0)
+            await asyncio.sleep(0.2)
+            for server in self.servers:
+                server.close()
+            # uvicorn closes a connection that has no request in flight; give those accepted a moment
+            # ago the time to send theirs (and get its 503) first
+            deadline = asyncio.get_running_loop().time() + SETTLE_S
+            while asyncio.get_running_loop().time() < deadline and any(
+                c.cycle is None for c in self.server_state.connections
+            ):
+                await asyncio.sleep(0.02)
+            await super().shutdown(sockets)
+
+    return Server

@@ -1,10 +1,12 @@
-"""Pure-ASGI front door: body-size cap before parsing, bearer-token auth, per-request metrics.
+"""Pure-ASGI front door: bearer-token auth, the body-size cap before parsing, a deadline for the
+body to arrive, refusals while shutting down, per-request metrics.
 
 Every refusal is a JSON body; nothing here ever answers with a stack trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -31,11 +33,24 @@ async def send_json(send: Send, status: int, body: dict, headers: dict[str, str]
 
 
 class Guard:
-    def __init__(self, app, *, max_body_bytes: int, api_token: str | None, metrics: ServerMetrics):
+    def __init__(
+        self,
+        app,
+        *,
+        max_body_bytes: int,
+        api_token: str | None,
+        metrics: ServerMetrics,
+        body_timeout_s: float = 30.0,
+        draining=lambda: False,
+        retry_after_s: int = 1,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.token = api_token.encode() if api_token else None
         self.metrics = metrics
+        self.body_timeout_s = body_timeout_s
+        self.draining = draining  # True once shutdown has begun
+        self.retry_after_s = retry_after_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,13 +81,23 @@ class Guard:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        if self.draining():
+            headers = {"Retry-After": str(self.retry_after_s), "Connection": "close"}
+            await send_json(send, 503, {"error": "the server is shutting down; retry on another instance"}, headers)
+            return
         declared = self._content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await send_json(send, 413, body_too_large(declared, self.max_body_bytes).body())
             return
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                message = f"the request body did not arrive within {self.body_timeout_s:g} s"
+                await send_json(send, 408, {"error": message}, {"Connection": "close"})
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")

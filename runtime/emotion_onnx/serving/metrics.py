@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-ROUTES = ("/predict", "/embed", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+ROUTES = ("/", "/predict", "/embed", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 

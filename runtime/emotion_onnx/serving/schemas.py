@@ -69,6 +69,11 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         inputs: Union[text, texts] = Field(description=inputs_doc)  # noqa: UP007
         parameters: EmbedParameters | None = None
         options: Options | None = None
+        # Text Embeddings Inference's form: the same parameters at the top level
+        normalize: bool | None = None
+        truncate: bool | None = None
+        truncation_direction: Literal["right", "Right"] | None = None
+        prompt_name: None = None
 
     return PredictRequest, EmbedRequest
 

@@ -40,6 +40,10 @@ class ServerSettings:
     max_queue_tokens: int = 131_072  # tokens waiting for inference; beyond this, 503 + Retry-After
     retry_after_s: int = 1
     api_token: str | None = None  # bearer token; None: no auth
+    max_header_bytes: int = 65_536  # a request's headers over this get 431
+    header_timeout_s: float = 10.0  # headers must arrive within this (else 408); idle connections close
+    body_timeout_s: float = 30.0  # the body must arrive within this (else 408)
+    grace_s: float = 60.0  # SIGTERM: accepted requests are answered within this, the rest get 503
 
     @classmethod
     def from_env(cls, limits: dict[str, int | None] | None = None, **kwargs) -> ServerSettings:
@@ -49,8 +53,11 @@ class ServerSettings:
 
     def check(self) -> None:
         self.limits.check()
-        for name in ("batch_tokens", "max_queue_tokens", "retry_after_s"):
+        for name in ("batch_tokens", "max_queue_tokens", "retry_after_s", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
+        for name in ("header_timeout_s", "body_timeout_s", "grace_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
