@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_onnx_export.calibration import fit_isotonic
 from emotion_onnx_export.data import emotion_dir, read_labelled
 
 DATA = emotion_dir()
@@ -151,20 +152,6 @@ def choose_dirichlet_lambda(
         return total
 
     return min(grid, key=held_out_nll)
-
-
-def fit_isotonic(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The non-decreasing step function of conf closest to correct in squared error, by
-    pool-adjacent-violators; returns knots (mean conf, accuracy) of its blocks, for np.interp."""
-    order = np.argsort(conf, kind="stable")
-    blocks: list[list[float]] = []  # [sum of correct, sum of conf, count]
-    for c, y in zip(conf[order], np.asarray(correct, dtype=np.float64)[order]):
-        blocks.append([y, c, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][2] > blocks[-1][0] / blocks[-1][2]:
-            last = blocks.pop()
-            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
-    b = np.array(blocks)
-    return b[:, 1] / b[:, 2], b[:, 0] / b[:, 2]
 
 
 def isotonic_ece(val_probs: np.ndarray, vy: np.ndarray, test_probs: np.ndarray, ty: np.ndarray) -> tuple[float, int]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotion_onnx.calibration import softmax
-from emotion_onnx.manifest import Calibration
+from emotion_onnx.calibration import apply_top1_map, softmax
+from emotion_onnx.manifest import Calibration, ConfidenceMap
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 ECE_BINS = 15
+MAP_RANGE = (0.001, 0.999)  # a mapped confidence never claims certainty, so a confident error's NLL stays finite
 
 
 def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -86,15 +87,42 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = TEMPERAT
     return float(np.exp((a + b) / 2.0))
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray | None, texts: str) -> Calibration:
+def fit_isotonic(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The non-decreasing step function of conf closest to correct in squared error, by
+    pool-adjacent-violators (Zadrozny & Elkan 2002); returns the knots (mean confidence, accuracy)
+    of its blocks, for np.interp. Equal confidences are one point (a step function cannot take two
+    values at one x), weighted by how many they are."""
+    conf = np.asarray(conf, dtype=np.float64)
+    values, inverse, counts = np.unique(conf, return_inverse=True, return_counts=True)
+    hits = np.bincount(inverse, weights=np.asarray(correct, dtype=np.float64), minlength=len(values))
+    blocks: list[list[float]] = []  # [sum of correct, sum of conf, count]
+    for value, hit, count in zip(values, hits, counts):
+        blocks.append([hit, value * count, float(count)])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][2] > blocks[-1][0] / blocks[-1][2]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    b = np.array(blocks)
+    return b[:, 1] / b[:, 2], b[:, 0] / b[:, 2]
+
+
+def top1_map(probs: np.ndarray, labels: np.ndarray) -> ConfidenceMap:
+    """The isotonic map of the top-1 probability (after the temperature) to how often the top label
+    is right, fitted on labelled calibration texts."""
+    x, y = fit_isotonic(probs.max(axis=1), probs.argmax(axis=1) == labels)
+    y = np.clip(y, *MAP_RANGE)
+    return ConfidenceMap(tuple(float(v) for v in x), tuple(float(v) for v in y))
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray | None, texts: str, with_map: bool = True) -> Calibration:
     """The Calibration of a variant from its logits on labelled calibration texts: the NLL
-    temperature, with ECE and NLL before and after. Without labels: T = 1, "uncalibrated".
+    temperature, then (with_map) the isotonic map of the top-1 probability, with the ECE (15 bins)
+    and NLL before, after the temperature and after the map. Without labels: T = 1, "uncalibrated".
     A temperature at the search's bound is kept but recorded as a warning, not called calibrated."""
     if labels is None:
-        return Calibration(
-            1.0, "uncalibrated", None, {"texts": texts, "reason": "the calibration texts have no labels"}
-        )
+        reason = "the calibration texts have no labels"
+        return Calibration(1.0, "uncalibrated", None, {"texts": texts, "reason": reason})
     t = fit_temperature(logits, labels)
+    after_t = softmax(logits, t)
     details: dict = {
         "texts": texts,
         "n_texts": int(len(labels)),
@@ -102,13 +130,20 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray | None, texts: str) -
         "nll_before": nll(logits, labels),
         "nll_after_temperature": nll(logits, labels, t),
         "ece_before": ece(softmax(logits), labels),
-        "ece_after_temperature": ece(softmax(logits, t), labels),
+        "ece_after_temperature": ece(after_t, labels),
     }
+    mapping = None
+    if with_map:
+        mapping = top1_map(after_t, labels)
+        mapped = apply_top1_map(after_t, mapping.x, mapping.y)
+        details.update(
+            map_knots=len(mapping.x), nll_after_map=prob_nll(mapped, labels), ece_after_map=ece(mapped, labels)
+        )
     lo, hi = TEMPERATURE_BOUNDS
     if not lo * 1.01 < t < hi / 1.01:
         details["warnings"] = [
             f"the fitted temperature {t:.3g} is at the search's bound [{lo:g}, {hi:g}]: the logits carry "
             "no usable confidence (a random-weight or collapsed model); the probabilities are not calibrated"
         ]
-        return Calibration(t, "uncalibrated", None, details)
-    return Calibration(t, "calibrated", None, details)
+        return Calibration(t, "uncalibrated", mapping, details)
+    return Calibration(t, "calibrated", mapping, details)

@@ -49,6 +49,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--smooth-alpha", type=float, help="SmoothQuant migration strength for the per-token scheme (0-1)")
     p.add_argument(
+        "--no-calibration-map",
+        dest="calibration_map",
+        action="store_false",
+        help="calibrate with the temperature alone (default: the temperature, then an isotonic map of the top-1 "
+        "probability fitted on the calibration texts)",
+    )
+    p.add_argument(
         "--openvino",
         action="store_true",
         help="also write an OpenVINO INT8 variant (NNCF post-training quantisation); the runtime uses it where "
@@ -116,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         smooth_alpha=args.smooth_alpha,
         first_token_last_layer=not args.full_last_layer,
         openvino=args.openvino,
+        calibration_map=args.calibration_map,
         thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement, args.max_accuracy_drop),
     )
     return report(run_export(config), args.out)

@@ -233,6 +233,13 @@ def _load_base(base: str, names: list[str], seed: int):
     if base == MINILM_BASE:
         source = minilm_dir()
         return bert_to_distilbert(source, names, seed), wordpiece_tokenizer_for(source)
+    from .bases import compact_path, load_compact
+
+    compact = compact_path(base) or (Path(base) if str(base).endswith(".safetensors") else None)
+    if compact is not None:  # a compact checkpoint: the shipped emotion model, or one saved alike
+        if not compact.is_file():
+            raise ExportInputError(f"base checkpoint {base} does not exist")
+        return load_compact(compact, names, seed)
     torch.manual_seed(seed)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -18,7 +18,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--validation", type=Path, required=True, help="validation data (model selection)")
     p.add_argument("--test", type=Path, help="test data: reported, and its logits saved")
-    p.add_argument("--base", default="minilm-l6", help="checkpoint directory, hub id, or minilm-l6 (default)")
+    p.add_argument(
+        "--base",
+        default="minilm-l6",
+        help="where training starts: minilm-l6 (default: all-MiniLM-L6-v2, converted), emotion-minilm-l6 (the shipped "
+        "emotion model's weights), a compact .safetensors checkpoint, a checkpoint directory, or a hub id",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--labels", type=Path, help="optional label-order file, one label per line")
     p.add_argument("--text-field", default="text")

@@ -68,6 +68,7 @@ class ExportConfig:
     smooth_alpha: float | None = None  # SmoothQuant strength for the per-token int8 scheme
     first_token_last_layer: bool = True  # the last block computes only the first token (where supported)
     openvino: bool = False  # also write the OpenVINO INT8 variant (NNCF); needs the export-openvino extra
+    calibration_map: bool = True  # after the temperature, fit the isotonic map of the top-1 probability
     gelu_approximation: bool = False
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     name: str | None = None  # the model's name, recorded in the manifest
@@ -305,7 +306,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         result.figures["gate_texts"] = validation.source
         gate.append(result)
         cal_logits = logits if calibration is validation else clf.forward(calibration.texts)[0]
-        cal = fit_calibration(cal_logits, cal_labels, calibration.source)
+        cal = fit_calibration(cal_logits, cal_labels, calibration.source, with_map=config.calibration_map)
         cal = replace(cal, details={**cal.details, "reference_temperature": ref_temperature})
         variants[name] = replace(
             variants[name],

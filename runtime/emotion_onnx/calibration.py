@@ -58,7 +58,7 @@ def _first_argmax(row: list[float]) -> int:
 def _map_row(row: list[float], xs: tuple[float, ...], ys: tuple[float, ...]) -> list[float]:
     top = _first_argmax(row)
     c = row[top]
-    rest = 1.0 - c
+    rest = math.fsum(p for j, p in enumerate(row) if j != top)  # not 1 - c, which cancels when c is near 1
     if rest <= 0.0:  # the other labels are already 0
         return row
     p2 = max(p for j, p in enumerate(row) if j != top)
@@ -80,8 +80,9 @@ def apply_top1_map(probs: np.ndarray, xs: tuple[float, ...], ys: tuple[float, ..
     rows = np.arange(len(probs))
     top = probs.argmax(axis=1)
     c = probs[rows, top]
-    rest = 1.0 - c
     others = probs.copy()
+    others[rows, top] = 0.0
+    rest = others.sum(axis=1)  # the others' mass, summed: 1 - c cancels when c is near 1
     others[rows, top] = -np.inf
     p2 = others.max(axis=1)
     live = rest > 0.0

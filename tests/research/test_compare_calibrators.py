@@ -98,7 +98,8 @@ def test_one_vs_rest_isotonic_gives_distributions_and_calibrates_each_class():
 
 
 def test_isotonic_fit_by_hand():
-    fit_isotonic = load_script("research", "compare_calibrators").fit_isotonic
+    from emotion_onnx_export.calibration import fit_isotonic
+
     # already monotone: every point is its own block
     x, y = fit_isotonic(np.array([0.2, 0.5, 0.9]), np.array([0, 0, 1]))
     np.testing.assert_allclose(x, [0.2, 0.5, 0.9])
@@ -112,9 +113,8 @@ def test_isotonic_fit_by_hand():
 def test_isotonic_calibrates_where_a_temperature_cannot():
     """Confidences whose accuracy is flat over 0.6-0.9 (as the real model's mid-range is):
     no temperature fixes that, the isotonic map fitted on one half does on the other."""
-    from emotion_onnx_export.calibration import top_label_ece
+    from emotion_onnx_export.calibration import fit_isotonic, top_label_ece
 
-    fit_isotonic = load_script("research", "compare_calibrators").fit_isotonic
     rng = np.random.default_rng(0)
     conf = np.where(rng.random(20000) < 0.8, rng.uniform(0.97, 1.0, 20000), rng.uniform(0.6, 0.9, 20000))
     truth = np.where(conf > 0.95, conf, 0.5)  # the mid-range is a coin flip whatever it says

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from emotion_onnx import EmotionClassifier, ModelNotFoundError
+from emotion_onnx.calibration import apply_top1_map
 from emotion_onnx_export.calibration import ece, reliability_bins, softmax, top_label_ece
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
@@ -117,11 +118,19 @@ def test_predict_proba_is_calibrated_by_default(clf):
     assert logits.shape == (3, 6)
     calibrated = clf.predict_proba(texts)
     plain = clf.predict_proba(texts, calibrated=False)
-    np.testing.assert_allclose(calibrated, softmax(logits, clf.temperature), atol=1e-6)
+    temperature_only = clf.predict_proba(texts, calibrated="temperature")
+    cal = clf.calibration
+    assert cal.top1_map is not None  # the export fitted one
+    after_t = softmax(logits, clf.temperature)
+    np.testing.assert_allclose(temperature_only, after_t, atol=1e-6)
+    np.testing.assert_allclose(calibrated, apply_top1_map(after_t, cal.top1_map.x, cal.top1_map.y), atol=1e-6)
     np.testing.assert_allclose(plain, softmax(logits), atol=1e-6)
     np.testing.assert_allclose(calibrated.sum(1), 1.0, atol=1e-6)
+    assert np.array_equal(calibrated.argmax(1), logits.argmax(1))
     assert clf.temperature != 1.0
     assert clf.labels == LABELS
+    with pytest.raises(ValueError, match="calibrated must be"):
+        clf.predict_proba(texts, calibrated="isotonic")
 
 
 def test_softmax_is_stable_for_extreme_logits():

@@ -53,7 +53,10 @@ def test_window_aggregation_rule(window, truncate, long_texts):
         np.testing.assert_allclose(got_logits[i], expected, atol=1e-5)
         expected_emb = (per_window_emb * weights[:, None]).sum(0) / weights.sum()
         np.testing.assert_allclose(got_emb[i], expected_emb, atol=1e-5)
-    np.testing.assert_allclose(window.predict_proba(long_texts), softmax(got_logits, window.temperature), atol=1e-6)
+    np.testing.assert_allclose(window.predict_proba(long_texts), window.probabilities(got_logits), atol=1e-6)
+    np.testing.assert_allclose(
+        window.predict_proba(long_texts, calibrated="temperature"), softmax(got_logits, window.temperature), atol=1e-6
+    )
     # windowing sees the whole text, truncation only the first 512 tokens
     assert not np.allclose(got_logits, truncate.logits(long_texts), atol=1e-3)
 
