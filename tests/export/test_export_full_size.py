@@ -34,8 +34,11 @@ def test_full_size_fusion_counts_on_saved_file(full_model):
 
     m = json.loads((full_model / "manifest.json").read_text())
     counts = op_counts(full_model / m["variants"]["fp32-fused"]["file"])
-    assert counts["Attention"] == 6
-    assert counts["SkipLayerNormalization"] == 12
+    # the last block computes only the first token's query, which onnxruntime's attention fusion
+    # does not match; SkipLayerNormalization is unfused again into Add + LayerNormalization
+    assert counts["Attention"] == 5
+    assert counts.get("SkipLayerNormalization", 0) == 0
+    assert counts["LayerNormalization"] == 12
     assert counts["BiasGelu"] == 6
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -104,6 +105,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_handshakes(sock: socket.socket) -> None:
+    """Make a listening socket take no new connection while it stays open. On Linux a socket filter
+    that drops every packet does it: a SYN is never answered, so a client that connects now retries
+    and then finds the port closed (refused, never reset). Elsewhere the smallest backlog is what
+    there is."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import struct
+
+        drop_all = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K 0
+        program = struct.pack("HL", 1, ctypes.addressof(drop_all))  # struct sock_fprog
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, 26, program)  # SO_ATTACH_FILTER
+            return
+        except OSError:
+            pass
+    sock.listen(0)
+
+
 def server_class(base: type) -> type:
     """uvicorn's Server, printing where it listens once it does, and shutting down so that nothing
     accepted is lost: first the service refuses new work (503) while connections that arrive right
@@ -128,12 +148,12 @@ def server_class(base: type) -> type:
 
             self.service.begin_drain(self.grace_s)
             await asyncio.sleep(DRAIN_S)  # still accepting: whoever connects now gets an answer (503)
-            # shrink the listen backlog so that new handshakes stop completing, accept what already
-            # has (it gets its 503), and only then close: closing a listener resets its queued connections
+            # stop new handshakes from completing, accept what already has (it gets its 503), and only
+            # then close: closing a listener resets the connections still queued on it
             for server in self.servers:
                 for ts in server.sockets:
                     with socket.socket(fileno=os.dup(ts.fileno())) as sock:
-                        sock.listen(0)
+                        stop_handshakes(sock)
             await asyncio.sleep(0.2)
             for server in self.servers:
                 server.close()

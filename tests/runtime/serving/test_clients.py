@@ -18,6 +18,18 @@ huggingface_hub = pytest.importorskip("huggingface_hub")
 SENTENCE = "my sister just had a baby and i am over the moon"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def client_online():
+    """HF_HUB_OFFLINE=1 (set for the whole suite, so nothing reaches the hub) makes huggingface_hub refuse
+    every URL, 127.0.0.1 too; a user pointing InferenceClient at a local server runs with it unset."""
+    saved = huggingface_hub.constants.HF_HUB_OFFLINE
+    huggingface_hub.constants.HF_HUB_OFFLINE = False
+    huggingface_hub.utils.reset_sessions()
+    yield
+    huggingface_hub.constants.HF_HUB_OFFLINE = saved
+    huggingface_hub.utils.reset_sessions()
+
+
 @pytest.fixture(scope="module")
 def server(tiny_model):
     with running_server(model=tiny_model) as srv:
