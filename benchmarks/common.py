@@ -158,3 +158,19 @@ def write_results(stem: str, data: dict, markdown: str) -> None:
     data = {"machine": machine(), "git": git_revision(), "date": time.strftime("%Y-%m-%d %H:%M"), **data}
     (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown)
+
+
+def pyplot():
+    """matplotlib's pyplot, headless."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)

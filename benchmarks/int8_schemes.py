@@ -23,45 +23,54 @@ from common import RESULTS, add_variant, interleaved, median, read_split, write_
 
 
 def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> dict[str, dict]:
-    """Write one ONNX file per scheme; returns name -> {file, description, batch_invariant_by_design}."""
+    """Write one ONNX file per scheme; returns name -> {file, description}. Every file goes through
+    the export's own finish (onnxruntime's offline optimisation, then the SkipLayerNormalization
+    unfuse), so the schemes differ only in their quantisation."""
     import onnx
 
     from emotion_onnx import EmotionClassifier
-    from emotion_onnx_export.fusion import fuse, ort_optimize
-    from emotion_onnx_export.per_token_int8 import PerTokenSettings, activation_ranges, quantize_per_token
+    from emotion_onnx.manifest import load as load_manifest
+    from emotion_onnx_export.fusion import fuse, ort_optimize, unfuse_skip_layer_norm
+    from emotion_onnx_export.int8 import Int8Settings, activation_stats, quantize_int8
     from emotion_onnx_export.quantization import QuantizationSettings, quantize
 
+    files = {name: model_dir / v.ref.file for name, v in load_manifest(model_dir).variants.items()}
+    model = onnx.load(str(files["fp32-fused"]), load_external_data=False)
     heads = next(
         onnx.helper.get_attribute_value(a)
-        for n in onnx.load(str(model_dir / "model_fused.onnx")).graph.node
-        if n.op_type == "Attention"
+        for n in model.graph.node
+        if n.op_type in ("Attention", "MultiHeadAttention")
         for a in n.attribute
         if a.name == "num_heads"
     )
     fused = work / "fused.onnx"
-    fuse(model_dir / "model.onnx", fused, heads, 0)
+    fuse(files["fp32"], fused, heads, 0)  # 0: onnxruntime's fusion reads the hidden size from the graph
     schemes: dict[str, dict] = {}
 
     def finish(name: str, raw: Path, description: str):
-        out = work / f"{name}.onnx"
-        ort_optimize(raw, out)
+        optimized, out = work / "optimized.onnx", work / f"{name}.onnx"
+        ort_optimize(raw, optimized)
+        unfuse_skip_layer_norm(optimized, out)
         schemes[name] = {"file": out, "description": description}
 
-    schemes["fp32-fused"] = {"file": model_dir / "model_fused.onnx", "description": "fp32, fused (reference speed)"}
+    schemes["fp32-fused"] = {"file": files["fp32-fused"], "description": "fp32, fused (reference speed)"}
+    raw = work / "raw.onnx"
     for per_channel in (True, False):
-        raw = work / f"dyn_{per_channel}.onnx"
         quantize(fused, raw, QuantizationSettings(per_channel=per_channel))
         label = "per-channel" if per_channel else "per-tensor"
         finish(f"dynamic-{label}", raw, f"onnxruntime quantize_dynamic, {label} weights, per-tensor activations")
-    raw = work / "pt.onnx"
-    quantize_per_token(fused, raw, PerTokenSettings())
-    finish("per-token", raw, "ours: per-token activations, per-channel weights, int8 embeddings, fused MHA")
-    ranges = activation_ranges(fused, EmotionClassifier(model_dir).encoder, calibration_texts)
-    for alpha in (0.5,):
-        quantize_per_token(fused, raw, PerTokenSettings(smooth_alpha=alpha, activation_ranges=ranges))
-        finish(f"per-token+smooth{alpha}", raw, f"per-token with SmoothQuant alpha={alpha} (validation split)")
-    quantize_per_token(fused, raw, PerTokenSettings(quantize_attention=False))
-    finish("per-token, fp32 attention", raw, "per-token, but the fused Attention (QKV projection) kept in fp32")
+    stats = activation_stats(fused, EmotionClassifier(model_dir).encoder, calibration_texts)
+    for name, settings, description in (
+        ("per-token", Int8Settings(scheme="per-token"), "ours (default): per-token activations, int8 embeddings, MHA"),
+        ("mixed", Int8Settings(scheme="mixed", activation_stats=stats),
+         "static scales for layer-norm outputs, per-token for the others"),
+        ("static", Int8Settings(scheme="static", activation_stats=stats),
+         "static scales everywhere (min/max of the calibration texts)"),
+        ("per-token+smooth0.5", Int8Settings(scheme="per-token", smooth_alpha=0.5, activation_stats=stats),
+         "per-token with SmoothQuant alpha 0.5"),
+    ):  # fmt: skip
+        quantize_int8(fused, raw, settings)
+        finish(name, raw, description)
     try:
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 

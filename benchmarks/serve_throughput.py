@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median, percentile, read_split, write_results  # noqa: E402
+from common import RESULTS, median, percentile, pyplot, read_split, save_figure, write_results  # noqa: E402
 
 
 async def _client(port: int, texts: list[str], cursor: list[int], latencies: list[float], errors: list[int]) -> None:
@@ -168,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(latencies: list[float], data: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.bar(["offline", "served"], [median(data["offline_texts_per_s"]), median(data["served_requests_per_s"])],
             color=["#888", "#2a7"])  # fmt: skip
@@ -183,9 +179,7 @@ def _plot(latencies: list[float], data: dict, path: Path) -> None:
     ax2.axvline(data["latency_ms_p99"], color="r", ls="--", label=f"p99 {data['latency_ms_p99']:.1f} ms")
     ax2.set_xlabel(f"request latency, ms ({data['clients']} clients)")
     ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

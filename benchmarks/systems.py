@@ -6,17 +6,23 @@ Without --cold the process loads the system, prints one JSON line {"ready": load
 answers JSON commands on stdin, one per line:
     {"op": "batch", "texts": FILE, "logits": OUT.npy or null} -> {"seconds": s}
     {"op": "latency", "texts": FILE}                           -> {"latencies": [s, ...]}
+    {"op": "alone", "texts": FILE, "logits": OUT.npy}          -> {} (each text classified on its own)
     {"op": "rss"}                                              -> {"vmhwm_kb": kb}
 With --cold it imports, loads, classifies TEXT once and prints the three timings.
 
 Each system is used the way its users call it: the transformers / Optimum pipelines with
-batch_size 32 in input order; OpenVINO and this runtime with this runtime's tokenizer and
-token-budget batches (so the OpenVINO row compares engines, not batching).
+batch_size 32 in input order; OpenVINO and CTranslate2 with this runtime's tokenizer, the texts
+sorted by length into batches of 64, each padded to its longest; this runtime as
+`EmotionClassifier(...).logits(texts)` (its own token-budget batches). The OpenVINO INT8 peer is
+OpenVINO's own recipe (NNCF, model_type TRANSFORMER, 300 validation texts) on the fp32 ONNX at
+OpenVINO's default precision; CTranslate2's is its converter's int8 with the classification head
+applied to its first-token output in numpy.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -31,8 +37,11 @@ SYSTEMS = (
     "optimum-int8",
     "openvino-default",
     "openvino-f32",
+    "openvino-int8",
+    "ctranslate2-int8",
     "ours-fp32",
     "ours-int8",
+    "ours-openvino",
 )
 PRECISION = {  # which peak a system is measured against
     "pytorch-fp32": "fp32",
@@ -41,10 +50,25 @@ PRECISION = {  # which peak a system is measured against
     "optimum-int8": "int8",
     "openvino-default": "fp32",
     "openvino-f32": "fp32",
+    "openvino-int8": "int8",
+    "ctranslate2-int8": "int8",
     "ours-fp32": "fp32",
     "ours-int8": "int8",
+    "ours-openvino": "int8",
 }
+CALIBRATION_TEXTS = 300  # NNCF's subset, as optimum-intel's default
 PIPELINE_BATCH = 32
+PEER_BATCH = 64
+
+
+def sorted_batches(encodings, run, labels: int) -> np.ndarray:
+    """Logits in input order from `run(encodings)` on length-sorted batches of PEER_BATCH."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    logits = np.empty((len(encodings), labels), dtype=np.float32)
+    for start in range(0, len(order), PEER_BATCH):
+        idx = order[start : start + PEER_BATCH]
+        logits[idx] = run([encodings[i] for i in idx])
+    return logits
 
 
 def _labels_order(config) -> list[str]:
@@ -129,23 +153,19 @@ def load_optimum(checkpoint: Path, cache: Path, threads: int, quantized: bool):
 class OpenVinoSystem:
     """OpenVINO on this project's exported fp32 ONNX, fed by this runtime's tokenizer and batches."""
 
-    def __init__(self, model_dir: Path, threads: int, precision: str | None):
+    def __init__(self, model_dir: Path, threads: int, precision: str | None, graph: Path | None = None):
         import openvino as ov
 
-        from emotion_onnx.batching import plan_batches
-        from emotion_onnx.classifier import default_batch_tokens
         from emotion_onnx.manifest import load as load_manifest
         from emotion_onnx.tokenization import TextEncoder
 
         manifest = load_manifest(model_dir)
         self.encoder = TextEncoder(manifest)
-        self.plan = plan_batches
-        self.budget = default_batch_tokens(manifest.embedding_dim)
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
         core = ov.Core()
-        path = model_dir / manifest.variant("fp32").ref.file
+        path = graph or model_dir / manifest.variant("fp32").ref.file
         self.compiled = core.compile_model(core.read_model(path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.logits_name = manifest.logits_output
@@ -158,11 +178,75 @@ class OpenVinoSystem:
         return np.asarray(result[self.compiled.output(self.logits_name)])
 
     def batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.encoder.encode(texts)
-        logits = np.empty((len(texts), self.labels), dtype=np.float32)
-        for idx in self.plan([len(e.ids) for e in encodings], self.budget, 128):
-            logits[idx] = self._run([encodings[i] for i in idx])
-        return logits
+        return sorted_batches(self.encoder.encode(texts), self._run, self.labels)
+
+    def one(self, text: str):
+        return self._run(self.encoder.encode([text]))
+
+
+def nncf_int8(model_dir: Path, cache: Path) -> Path:
+    """OpenVINO's INT8 recipe on the exported fp32 ONNX, built once into the cache."""
+    xml = cache / "openvino-int8" / "model.xml"
+    if xml.is_file():
+        return xml
+    import logging
+
+    import nncf
+    import openvino as ov
+    from common import read_split
+
+    from emotion_onnx.manifest import load as load_manifest
+    from emotion_onnx.tokenization import TextEncoder
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    manifest = load_manifest(model_dir)
+    encoder = TextEncoder(manifest)
+    texts, _ = read_split("validation", CALIBRATION_TEXTS)
+    items = [encoder.pad([e]) for e in encoder.encode(texts)]
+    model = ov.Core().read_model(str(model_dir / manifest.variant("fp32").ref.file))
+    quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(quantized, str(xml), compress_to_fp16=False)
+    return xml
+
+
+def ct2_dir(checkpoint: Path, cache: Path) -> Path:
+    """CTranslate2's int8 conversion of the checkpoint, built once into the cache."""
+    out = cache / "ctranslate2-int8"
+    if not (out / "model.bin").is_file():
+        from ctranslate2.converters import TransformersConverter
+
+        TransformersConverter(str(checkpoint)).convert(str(out), quantization="int8", force=True)
+    return out
+
+
+class Ct2System:
+    """CTranslate2's encoder (int8) with DistilBERT's classification head on its first-token output."""
+
+    def __init__(self, model_dir: Path, checkpoint: Path, cache: Path, threads: int):
+        import ctranslate2
+        from safetensors.numpy import load_file
+
+        from emotion_onnx.manifest import load as load_manifest
+        from emotion_onnx.tokenization import TextEncoder
+
+        manifest = load_manifest(model_dir)
+        self.encoder = TextEncoder(manifest)
+        self.model = ctranslate2.Encoder(str(ct2_dir(checkpoint, cache)), device="cpu", compute_type="int8",
+                                         intra_threads=threads)  # fmt: skip
+        weights = load_file(str(checkpoint / "model.safetensors"))
+        self.pre = (weights["pre_classifier.weight"].T, weights["pre_classifier.bias"])
+        self.head = (weights["classifier.weight"].T, weights["classifier.bias"])
+        self.labels = len(manifest.labels)
+
+    def _run(self, encodings) -> np.ndarray:
+        out = self.model.forward_batch([list(e.ids) for e in encodings])
+        first = np.asarray(out.last_hidden_state)[:, 0]
+        hidden = np.maximum(first @ self.pre[0] + self.pre[1], 0.0)
+        return hidden @ self.head[0] + self.head[1]
+
+    def batch(self, texts: list[str]) -> np.ndarray:
+        return sorted_batches(self.encoder.encode(texts), self._run, self.labels)
 
     def one(self, text: str):
         return self._run(self.encoder.encode([text]))
@@ -181,6 +265,15 @@ class OursSystem:
         return self.clf(text)
 
 
+def ours_variant(system: str, model_dir: Path) -> str | None:
+    """The exported variant a row of ours runs (None: the model directory has none for it)."""
+    from emotion_onnx import manifest as manifest_io
+
+    variants = manifest_io.load(model_dir).variants
+    wanted = {"ours-fp32": ["fp32-fused", "fp32"], "ours-int8": ["int8"], "ours-openvino": ["int8-openvino"]}[system]
+    return next((v for v in wanted if v in variants), None)
+
+
 def load(system: str, model_dir: Path, checkpoint: Path, cache: Path, threads: int):
     if system in ("pytorch-fp32", "pytorch-dynamic-int8"):
         return load_pytorch(checkpoint, threads, quantized=system.endswith("int8"))
@@ -188,11 +281,14 @@ def load(system: str, model_dir: Path, checkpoint: Path, cache: Path, threads: i
         return load_optimum(checkpoint, cache, threads, quantized=system.endswith("int8"))
     if system in ("openvino-default", "openvino-f32"):
         return OpenVinoSystem(model_dir, threads, None if system == "openvino-default" else "f32")
-    if system in ("ours-fp32", "ours-int8"):
-        from emotion_onnx import manifest as manifest_io
-
-        has_fused = "fp32-fused" in manifest_io.load(model_dir).variants
-        variant = "int8" if system == "ours-int8" else ("fp32-fused" if has_fused else "fp32")
+    if system == "openvino-int8":
+        return OpenVinoSystem(model_dir, threads, None, nncf_int8(model_dir, cache))
+    if system == "ctranslate2-int8":
+        return Ct2System(model_dir, checkpoint, cache, threads)
+    if system.startswith("ours-"):
+        variant = ours_variant(system, model_dir)
+        if variant is None:
+            raise SystemExit(f"{model_dir} has no variant for {system}")
         return OursSystem(model_dir, threads, variant)
     raise SystemExit(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
 
@@ -219,6 +315,10 @@ def serve(sys_obj) -> None:
                 sys_obj.one(text)
                 latencies.append(time.perf_counter() - t0)
             reply = {"latencies": latencies}
+        elif cmd["op"] == "alone":
+            texts = json.loads(Path(cmd["texts"]).read_text())
+            np.save(cmd["logits"], np.vstack([sys_obj.batch([t]) for t in texts]))
+            reply = {}
         elif cmd["op"] == "rss":
             reply = {"vmhwm_kb": vmhwm_kb(), "precision": getattr(sys_obj, "precision", None)}
         else:
@@ -237,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold", help="cold-start mode: classify this text once and exit")
     p.add_argument("--prepare", action="store_true", help="build the Optimum exports into the cache and exit")
     args = p.parse_args(argv)
-    if args.prepare:
+    if args.prepare:  # the peers' own conversions, once per checkpoint
         optimum_dirs(args.checkpoint, args.cache)
+        for build, needs in ((lambda: nncf_int8(args.model, args.cache), "nncf"),
+                             (lambda: ct2_dir(args.checkpoint, args.cache), "ctranslate2")):  # fmt: skip
+            if importlib.util.find_spec(needs) is not None:
+                build()
         return 0
     system = load(args.system, args.model, args.checkpoint, args.cache, args.threads)
     t_load = time.perf_counter()

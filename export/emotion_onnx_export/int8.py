@@ -4,14 +4,16 @@ Every MatMul with a constant weight W [K, N] becomes an integer GEMM, `MatMulInt
 on int8 weights quantised symmetrically per output channel (exact int32 accumulation). Its
 activation x is quantised to uint8 in one of two ways, neither of which looks at other rows:
 
-* **static** (the default): one scale and zero point per activation tensor, fixed at export
+* **static**: one scale and zero point per activation tensor, fixed at export
   from the calibration texts' real tokens (their min and max, or a percentile of |x|):
       q = QuantizeLinear(x, s, zp);  y = MatMulIntegerToFloat(q, W_int8, s, w_scale, zp, bias)
   Two ops per GEMM, with the bias fused into the GEMM.
-* **per-token**: each row gets its own scale max|row|/127 (zero point 128), and the GEMM's
-  output is rescaled by it:
+* **per-token** (the export's default): each row gets its own scale max|row|/127 (zero point
+  128), and the GEMM's output is rescaled by it:
       a = ReduceMax(|x|); q = QuantizeLinear(x / a, 1/127, 128); y = MatMulIntegerToFloat(q, ...) * a
   No calibration, six ops per GEMM.
+* **mixed** uses static scales for the layer-norm outputs (the attention and feed-forward
+  inputs, which one scale per tensor holds well) and per-token rows for the others.
 
 Around the GEMMs:
 * the fused Attention becomes the QKV GEMM above, a Split and onnxruntime's fused

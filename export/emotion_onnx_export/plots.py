@@ -58,3 +58,30 @@ def confusion_matrix(cm: np.ndarray, labels: list[str], path: Path, title: str) 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def reliability_diagram(panels: dict[str, tuple[list[dict], float]], path: Path, title: str = "") -> None:
+    """One reliability diagram per panel (name -> (reliability_bins, ECE)): accuracy against mean
+    top-1 confidence per bin, bar width the bin, the diagonal a calibrated model would follow."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    for ax, (name, (bins, ece)) in zip(axes[0], panels.items()):
+        lo = [b["bin"][0] for b in bins]
+        width = [b["bin"][1] - b["bin"][0] for b in bins]
+        ax.bar(lo, [b["accuracy"] for b in bins], width=width, align="edge", edgecolor="black", alpha=0.75,
+               label="accuracy")  # fmt: skip
+        ax.plot([b["confidence"] for b in bins], [b["confidence"] for b in bins], "r.", label="mean confidence")
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        for left, w, b in zip(lo, width, bins):
+            ax.text(left + w / 2, 0.02, str(b["texts"]), ha="center", fontsize=7, rotation=90)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("top-1 confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{name}\nECE {ece:.2%}", fontsize=10)
+    axes[0][0].legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
