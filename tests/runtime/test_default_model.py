@@ -1,6 +1,9 @@
-"""The embedded default model: gated in CI without torch against the PyTorch checkpoint's logits."""
+"""The embedded default model, gated in CI without torch: against the PyTorch checkpoint's logits
+on the emotion test split, on its calibration there, and on the hand-written real-world set."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -9,10 +12,13 @@ from hypothesis import strategies as st
 
 from emotion_onnx import EmotionClassifier, default_model_dir
 from emotion_onnx_export import data
+from emotion_onnx_export.calibration import ece
 from helpers import REPO, load_script
 
 CARD_DIR = REPO / "models" / "emotion-minilm-l6"
+REALWORLD = REPO / "models" / "realworld" / "eval.jsonl"
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+FIGURES = json.loads((CARD_DIR / "card_figures.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,19 @@ def test_shipped_int8_against_pytorch_logits_without_torch(default_clf, test_spl
     acc_torch = (reference.argmax(1) == labels).mean()
     assert agreement >= 0.995, agreement
     assert abs(acc_int8 - acc_torch) <= 0.003, (acc_int8, acc_torch)
-    assert acc_int8 >= 0.90  # a real emotion classifier, not a toy
+    assert acc_int8 >= 0.93 - 1e-9, acc_int8
+    assert acc_int8 == pytest.approx(FIGURES["sets"]["test"]["int8"]["accuracy"], abs=0.0015)  # what the card says
+    probs = default_clf.predict_proba(texts)  # the calibration every adapter applies
+    assert ece(probs, labels) <= 0.015
+
+
+def test_shipped_model_on_the_real_world_set(default_clf):
+    rows = [json.loads(line) for line in REALWORLD.read_text().splitlines() if line.strip()]
+    predicted = [r[0]["label"] for r in default_clf([r["text"] for r in rows])]
+    accuracy = np.mean([p == r["label"] for p, r in zip(predicted, rows)])
+    # the target is 0.85 and the card says it is missed; this floor keeps the shipped gain from sliding back
+    assert accuracy >= 0.75, accuracy
+    assert accuracy == pytest.approx(FIGURES["sets"]["eval"]["int8"]["accuracy"], abs=1.5 / len(rows))
 
 
 def test_readme_example(default_clf):
