@@ -139,8 +139,8 @@ def finetune(work: Path, task: str, spec: dict, base: str, n: int, args) -> dict
         "accuracy": metrics["test"]["accuracy"],
         "macro_f1": metrics["test"]["macro_f1"],
         "best_epoch": metrics["best_epoch"],
-        "train_minutes": round(metrics["train_seconds"] / 60, 2),
-        "wall_minutes": round((time.perf_counter() - t0) / 60, 2),
+        "train_minutes": metrics["train_seconds"] / 60,
+        "wall_minutes": (time.perf_counter() - t0) / 60,
         "command": " ".join(["emotion-onnx"] + cmd[3:]).replace(str(run), "RUN"),
     }
 
