@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emotion_onnx.errors import first_line
+
 from .architectures import ARCHITECTURES, Architecture, supported_list
 from .errors import ExportInputError
 
@@ -48,10 +50,9 @@ def load_checkpoint(name_or_path: str, revision: str | None = None) -> Checkpoin
     try:
         config = AutoConfig.from_pretrained(str(local) if is_local else name_or_path, revision=revision)
     except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportInputError(
             f"cannot load model {name_or_path!r}: not a local checkpoint directory and not reachable "
-            f"on the Hugging Face Hub ({first})"
+            f"on the Hugging Face Hub ({first_line(exc)})"
         ) from None
     except ValueError as exc:
         raise ExportInputError(f"cannot read the config of {name_or_path!r}: {exc}") from None

@@ -66,7 +66,7 @@ class ActivationStats:
 
 @dataclass
 class Int8Settings:
-    scheme: str = "static"  # one of SCHEMES; "mixed": per-token for layer-norm outputs, static elsewhere
+    scheme: str = "static"  # one of SCHEMES; "mixed": static for layer-norm outputs, per-token elsewhere
     percentile: float | None = None  # static ranges: None = min/max, else this percentile of the values
     smooth_alpha: float | None = None  # SmoothQuant strength for layer-norm outputs; None disables it
     exclude: tuple[str, ...] = ()  # node names kept in fp32
@@ -175,10 +175,14 @@ class _Rewriter:
         key = x if smooth is None else f"{x}#smooth{id(smooth)}"
         if key in self.quantized_inputs:
             return self.quantized_inputs[key]
+        src = x
+        if smooth is not None:  # SmoothQuant: x / f here, W * f in the GEMM's weight
+            n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
+            nodes.append(n)
         if self.scheme_of(x) == "static":
-            result = self._static(x, smooth, nodes)
+            result = self._static(x, src, smooth, nodes)
         else:
-            result = self._per_token(x, smooth, nodes)
+            result = self._per_token(src, nodes)
         self.quantized_inputs[key] = result
         return result
 
@@ -192,14 +196,11 @@ class _Rewriter:
             return "per-token" if per_token else "static"
         return self.settings.scheme
 
-    def _static(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, None, str, str]:
+    def _static(self, x: str, src: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, None, str, str]:
+        """x's calibrated range (divided by the smoothing factors, as src is) sets one scale."""
         stats = self.settings.activation_stats.get(x)
         if stats is None:
             raise ValueError(f"static int8 needs calibration statistics for activation {x!r}")
-        src = x
-        if smooth is not None:
-            n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
-            nodes.append(n)
         lo, hi = stats.range(self.settings.percentile, smooth)
         lo, hi = min(lo, 0.0), max(hi, 0.0)  # zero must be exactly representable (padding, ReLU)
         scale = max(hi - lo, 1e-8) / 255.0
@@ -211,11 +212,7 @@ class _Rewriter:
         self.stats["static_activations"] += 1
         return q, None, s_name, zp_name
 
-    def _per_token(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, str, str, str]:
-        src = x
-        if smooth is not None:
-            n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
-            nodes.append(n)
+    def _per_token(self, src: str, nodes: list) -> tuple[str, str, str, str]:
         # Four ops per activation: amax = max|row|; q = round(127 * row / amax) + 128, where
         # QuantizeLinear's scalar scale 1/127 does the * 127 (and rounds half to even and
         # saturates in the same pass). The GEMM's scalar a_scale gives back the 1/127 and
@@ -522,7 +519,7 @@ def activation_stats(fused: Path, encoder, texts: list[str], batch_size: int = 3
     batches = max(1, -(-len(texts) // batch_size))
     for start in range(0, len(texts), batch_size):
         encodings = encoder.encode(texts[start : start + batch_size])
-        feeds = encoder.pad_ids([e.ids for e in encodings], [e.type_ids for e in encodings])
+        feeds = encoder.pad(encodings)
         mask = feeds["attention_mask"].astype(bool)
         outs = session.run(targets, feeds)
         for name, value in zip(targets, outs):

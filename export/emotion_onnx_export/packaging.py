@@ -29,7 +29,7 @@ def copy_variant(model_dir: Path, dest: Path, variant: str | None = None, name: 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        for ref in (chosen.ref, source.tokenizer.ref):
+        for ref in copy.files():  # the tokenizer, the graph and its weights file, if any
             shutil.copyfile(source.path(ref), tmp / ref.file)
         manifest_io.write(copy, tmp)
         manifest_io.load(tmp)

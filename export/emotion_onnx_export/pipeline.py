@@ -204,10 +204,11 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         reduce_range=config.quantization.resolved_reduce_range(),
         smooth_alpha=config.smooth_alpha,
     )
-    if int8.needs_calibration:
+    if int8.needs_calibration or config.openvino:  # both run the graph on the calibration texts
         from emotion_onnx.tokenization import TextEncoder
 
         encoder = TextEncoder.from_file(tmp / "tokenizer.json", tok["max_length"], tok["pad_id"], input_names)
+    if int8.needs_calibration:
         int8.activation_stats = activation_stats(fused_raw, encoder, calibration.texts)
     int8_raw = tmp / "int8.tmp.onnx"
     quantize_int8(fused_raw, int8_raw, int8)
@@ -226,12 +227,9 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         INT8_PER_TENSOR: config.quantization.to_manifest(),
     }
     if config.openvino:
-        from emotion_onnx.tokenization import TextEncoder
-
         from . import openvino_int8
 
         names.append(INT8_OPENVINO)
-        encoder = TextEncoder.from_file(tmp / "tokenizer.json", tok["max_length"], tok["pad_id"], input_names)
         entry = openvino_int8.quantize(tmp / FILES[RAW], tmp / FILES[INT8_OPENVINO], encoder, calibration.texts)
         quantization[INT8_OPENVINO] = {**entry, "calibration_source": calibration.source}
 
@@ -291,8 +289,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         result.figures["texts_per_s"] = _speed(clf, validation.texts[:SPEED_TEXTS])
         result.figures["engine"] = clf.engine.name
         if name in (INT8, INT8_OPENVINO):  # these promise batch invariance and a small file
-            size = variants[name].ref.size + (variants[name].weights.size if variants[name].weights else 0)
-            ratio = size / variants[RAW].ref.size
+            ratio = variants[name].size / variants[RAW].size
             result.figures["size_ratio_vs_fp32"] = ratio
             problems = [result.reason] if result.reason else []
             if drift > BATCH_INVARIANCE_TOLERANCE:

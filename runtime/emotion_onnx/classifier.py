@@ -15,7 +15,7 @@ from .batching import canonical_width, plan_batches
 from .calibration import OUTPUT_FUNCTIONS, output_scores
 from .calibration import probabilities as calibrated_probabilities
 from .engines import OnnxruntimeEngine, OpenvinoEngine, engine_available
-from .errors import ManifestError, ModelNotFoundError
+from .errors import ManifestError, ModelNotFoundError, first_line
 from .inputs import as_text_list, check_texts, is_positive_int
 from .integrity import verify_file
 from .manifest import Manifest
@@ -111,9 +111,8 @@ class EmotionClassifier:
         model_path = self.manifest.path(self.variant.ref)
         weights_path = self.manifest.path(self.variant.weights) if self.variant.weights is not None else None
         if verify:
-            for ref, file in ((self.variant.ref, model_path), (self.variant.weights, weights_path)):
-                if ref is not None:
-                    verify_file(file, ref.sha256, ref.size)
+            for ref in self.variant.files:
+                verify_file(self.manifest.path(ref), ref.sha256, ref.size)
         self.encoder = TextEncoder(self.manifest, verify=verify)
         self.labels = self.manifest.labels
         self._widths = {self.manifest.logits_output: len(self.labels),
@@ -146,8 +145,7 @@ class EmotionClassifier:
         try:
             arrays = dict(zip(self._outputs, self.engine.run(feeds)))
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ManifestError(f"{self.variant.ref.file} fails on a warm-up batch: {first}") from None
+            raise ManifestError(f"{self.variant.ref.file} fails on a warm-up batch: {first_line(exc, 300)}") from None
         check_outputs(arrays, 2, self.variant.ref.file, self._widths)
 
     # ------------------------------------------------------------------ properties

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .cpu import available_cpus
-from .errors import ManifestError, ModelNotFoundError
+from .errors import ManifestError, ModelNotFoundError, first_line
 from .session import check_graph, create_session
-
-ENGINE_EXTRAS = {"onnxruntime": None, "openvino": "openvino"}
 
 
 def engine_available(name: str) -> bool:
@@ -86,8 +84,8 @@ class OpenvinoEngine:
                 },
             )
         except Exception as exc:  # OpenVINO raises its own exception types
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ManifestError(f"{file} is not a model OpenVINO can load: {first.replace(str(path), file)}") from None
+            first = first_line(exc, 300).replace(str(path), file)
+            raise ManifestError(f"{file} is not a model OpenVINO can load: {first}") from None
         graph_inputs = sorted(port.get_any_name() for port in self.compiled.inputs)
         if graph_inputs != sorted(input_names):
             raise ManifestError(f"{file} takes inputs {', '.join(graph_inputs)} but manifest.json lists "

@@ -1,6 +1,14 @@
 """Exceptions raised by the runtime. Every message names the problem."""
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type's name when it has none), for a one-line
+    error that wraps a library's own exception."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:limit] if limit else first
+
+
 class EmotionOnnxError(Exception):
     """Base class for every error this package raises on purpose."""
 

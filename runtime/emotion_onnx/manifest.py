@@ -119,6 +119,16 @@ class Variant:
     batch_invariance: dict[str, Any] | None = None  # the measured drift, informational
 
     @property
+    def files(self) -> list[FileRef]:
+        """The variant's files: its graph, and its weights when they are a file of their own."""
+        return [self.ref] + ([self.weights] if self.weights is not None else [])
+
+    @property
+    def size(self) -> int:
+        """Bytes of the variant's files together."""
+        return sum(ref.size for ref in self.files)
+
+    @property
     def temperature(self) -> float:
         return self.calibration.temperature
 
@@ -162,10 +172,7 @@ class Manifest:
 
     def files(self) -> list[FileRef]:
         """Every file the manifest names: the tokenizer, each variant's graph and weights."""
-        refs = [self.tokenizer.ref]
-        for v in self.variants.values():
-            refs += [v.ref] + ([v.weights] if v.weights is not None else [])
-        return refs
+        return [self.tokenizer.ref] + [ref for v in self.variants.values() for ref in v.files]
 
     def variant(self, name: str | None = None) -> Variant:
         name = name or self.default_variant

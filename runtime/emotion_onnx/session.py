@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .cpu import available_cpus
-from .errors import ManifestError
+from .errors import ManifestError, first_line
 
 
 def session_options(
@@ -56,8 +56,7 @@ def create_session(
     try:
         return ort.InferenceSession(str(model_path), sess_options=opts, providers=chosen)
     except Exception as exc:  # onnxruntime's own exception types are not importable in a stable way
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        first = first.replace(str(model_path), Path(model_path).name)
+        first = first_line(exc).replace(str(model_path), Path(model_path).name)
         raise ManifestError(f"{Path(model_path).name} is not a graph onnxruntime can load: {first}") from None
 
 

@@ -97,19 +97,6 @@ def test_one_vs_rest_isotonic_gives_distributions_and_calibrates_each_class():
     assert classwise_gap(probs[10000:]) > 0.05 and classwise_gap(out) < 0.02
 
 
-def test_isotonic_fit_by_hand():
-    from emotion_onnx_export.calibration import fit_isotonic
-
-    # already monotone: every point is its own block
-    x, y = fit_isotonic(np.array([0.2, 0.5, 0.9]), np.array([0, 0, 1]))
-    np.testing.assert_allclose(x, [0.2, 0.5, 0.9])
-    np.testing.assert_allclose(y, [0, 0, 1])
-    # a violation (right at 0.6, wrong at 0.7) is pooled into one block at their means
-    x, y = fit_isotonic(np.array([0.7, 0.9, 0.6, 0.3]), np.array([0, 1, 1, 0]))
-    np.testing.assert_allclose(x, [0.3, 0.65, 0.9])
-    np.testing.assert_allclose(y, [0.0, 0.5, 1.0])
-
-
 def test_isotonic_calibrates_where_a_temperature_cannot():
     """Confidences whose accuracy is flat over 0.6-0.9 (as the real model's mid-range is):
     no temperature fixes that, the isotonic map fitted on one half does on the other."""

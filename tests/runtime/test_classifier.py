@@ -37,11 +37,8 @@ def _shape(obj):
     return tuple(sorted(obj))
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"top_k": 1}, {"top_k": 2}, {"top_k": None}])
-@pytest.mark.parametrize("inputs", ["i feel so happy today", ["i am scared of the dark", "what a lovely gift", ""]])
-def test_output_shape_and_values_match_transformers_pipeline(clf_fp32, hf_pipeline, inputs, kwargs):
-    ours = clf_fp32(inputs, calibrated=False, **kwargs)
-    theirs = hf_pipeline(inputs, **kwargs)
+def assert_same_as_pipeline(ours, theirs) -> None:
+    """The same nesting, labels and scores as transformers' pipeline gave."""
     assert _shape(ours) == _shape(theirs)
 
     def flat(x):
@@ -50,6 +47,14 @@ def test_output_shape_and_values_match_transformers_pipeline(clf_fp32, hf_pipeli
     for a, b in zip(flat(ours), flat(theirs)):
         assert a["label"] == b["label"]
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"top_k": 1}, {"top_k": 2}, {"top_k": None}])
+@pytest.mark.parametrize("inputs", ["i feel so happy today", ["i am scared of the dark", "what a lovely gift", ""]])
+def test_output_shape_and_values_match_transformers_pipeline(clf_fp32, hf_pipeline, inputs, kwargs):
+    ours = clf_fp32(inputs, calibrated=False, **kwargs)
+    theirs = hf_pipeline(inputs, **kwargs)
+    assert_same_as_pipeline(ours, theirs)
 
 
 PIPELINE_KWARGS = [
@@ -72,14 +77,7 @@ def test_the_pipelines_own_keywords_mean_the_same(clf_fp32, hf_pipeline, inputs,
     """A user swapping this runtime in for pipeline("text-classification") passes these keywords."""
     ours = clf_fp32(inputs, calibrated=False, **kwargs)
     theirs = hf_pipeline(inputs, **kwargs)
-    assert _shape(ours) == _shape(theirs)
-
-    def flat(x):
-        return [d for item in x for d in (item if isinstance(item, list) else [item])]
-
-    for a, b in zip(flat(ours), flat(theirs)):
-        assert a["label"] == b["label"]
-        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    assert_same_as_pipeline(ours, theirs)
 
 
 def test_return_all_scores_warns_as_the_pipeline_does(clf):
