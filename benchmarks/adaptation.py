@@ -42,7 +42,11 @@ BASE_NAMES = {"minilm-l6": "all-MiniLM-L6-v2 (base encoder)", "emotion-minilm-l6
 
 
 def _read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A labelled file's rows as {"text", "label"} with the label's name (the project's one reader)."""
+    from emotion_onnx_export.data import read_labelled
+
+    data = read_labelled(path)
+    return [{"text": t, "label": name} for t, name in zip(data.texts, data.names or data.labels)]
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -70,7 +74,7 @@ def tasks(data_dir: Path, pool: Path, quick: bool) -> dict:
     """Each task's training pool, selection set and evaluation set, as label-named rows."""
 
     def emotion(split):
-        return [{"text": r["text"], "label": MERGED[r["label_name"]]} for r in _read(data_dir / f"{split}.jsonl")]
+        return [{"text": r["text"], "label": MERGED[r["label"]]} for r in _read(data_dir / f"{split}.jsonl")]
 
     test = emotion("test")
     evaluation = _read(REALWORLD / "eval.jsonl")
@@ -106,13 +110,11 @@ def shipped_as_is(task: str, rows: list[dict], labels: list[str]) -> dict:
 
 
 def _scores(predicted: list[str], truth: list[str], labels: list[str]) -> dict:
-    f1 = []
-    for name in labels:
-        tp = sum(p == t == name for p, t in zip(predicted, truth))
-        fp = sum(p == name != t for p, t in zip(predicted, truth))
-        fn = sum(t == name != p for p, t in zip(predicted, truth))
-        f1.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"accuracy": float(np.mean([p == t for p, t in zip(predicted, truth)])), "macro_f1": float(np.mean(f1))}
+    from emotion_onnx_export.metrics import summary
+
+    ids = {name: i for i, name in enumerate(labels)}
+    s = summary(np.array([ids[t] for t in truth]), np.array([ids[p] for p in predicted]), labels)
+    return {"accuracy": s["accuracy"], "macro_f1": s["macro_f1"]}
 
 
 def finetune(work: Path, task: str, spec: dict, base: str, n: int, args) -> dict:

@@ -27,19 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, percentile, pyplot, read_split, save_figure, write_results  # noqa: E402
-from serve_throughput import start_server  # noqa: E402
+from serve_throughput import post_predict, start_server  # noqa: E402
 
 BIG_TEXTS, BIG_TOKENS = 256, 512
-
-
-async def _post(reader, writer, payload: dict) -> tuple[int, bytes]:
-    body = json.dumps(payload).encode()
-    head = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-    writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    header = await reader.readuntil(b"\r\n\r\n")
-    status = int(header.split(b" ", 2)[1])
-    length = next(int(h.split(b":", 1)[1]) for h in header.split(b"\r\n") if h.lower().startswith(b"content-length"))
-    return status, await reader.readexactly(length)
 
 
 async def _client(port: int, requests: list[list[str]], cursor: list[int], out: dict) -> None:
@@ -51,7 +41,7 @@ async def _client(port: int, requests: list[list[str]], cursor: list[int], out: 
             texts = requests[i]
             payload = {"inputs": texts[0] if len(texts) == 1 else texts, "parameters": {"top_k": None}}
             t0 = time.perf_counter()
-            status, body = await _post(reader, writer, payload)
+            status, body = await post_predict(reader, writer, payload)
             out["latency"][i] = time.perf_counter() - t0
             out["status"][i] = status
             out["body"][i] = body
@@ -71,7 +61,7 @@ async def _one(port: int, text: str) -> float:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         t0 = time.perf_counter()
-        status, _ = await _post(reader, writer, {"inputs": text})
+        status, _ = await post_predict(reader, writer, {"inputs": text})
         if status != 200:
             raise SystemExit(f"the one-text request got {status}")
         return time.perf_counter() - t0
@@ -84,7 +74,7 @@ async def _fairness(port: int, big: list[str], small: str) -> dict:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             t0 = time.perf_counter()
-            status, _ = await _post(reader, writer, {"inputs": big})
+            status, _ = await post_predict(reader, writer, {"inputs": big})
             return status, time.perf_counter() - t0
         finally:
             writer.close()

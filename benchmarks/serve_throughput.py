@@ -27,24 +27,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, median, percentile, pyplot, read_split, save_figure, write_results  # noqa: E402
 
 
+async def post_predict(reader, writer, payload: dict) -> tuple[int, bytes]:
+    """One POST /predict on an open keep-alive connection: (status, body)."""
+    body = json.dumps(payload).encode()
+    head = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+    writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    header = await reader.readuntil(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    length = next(int(h.split(b":", 1)[1]) for h in header.split(b"\r\n") if h.lower().startswith(b"content-length"))
+    return status, await reader.readexactly(length)
+
+
 async def _client(port: int, texts: list[str], cursor: list[int], latencies: list[float], errors: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while cursor[0] < len(texts):
             text = texts[cursor[0]]
             cursor[0] += 1
-            body = json.dumps({"inputs": text, "parameters": {"top_k": 1}}).encode()
-            head = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             t0 = time.perf_counter()
-            writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            header = await reader.readuntil(b"\r\n\r\n")
-            status = int(header.split(b" ", 2)[1])
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in header.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-            await reader.readexactly(length)
+            status, _ = await post_predict(reader, writer, {"inputs": text, "parameters": {"top_k": 1}})
             latencies.append(time.perf_counter() - t0)
             if status != 200:
                 errors.append(status)

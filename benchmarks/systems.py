@@ -56,7 +56,6 @@ PRECISION = {  # which peak a system is measured against
     "ours-int8": "int8",
     "ours-openvino": "int8",
 }
-CALIBRATION_TEXTS = 300  # NNCF's subset, as optimum-intel's default
 PIPELINE_BATCH = 32
 PEER_BATCH = 64
 
@@ -185,28 +184,21 @@ class OpenVinoSystem:
 
 
 def nncf_int8(model_dir: Path, cache: Path) -> Path:
-    """OpenVINO's INT8 recipe on the exported fp32 ONNX, built once into the cache."""
+    """OpenVINO's INT8 recipe on the exported fp32 ONNX (the export's own --openvino step, whose
+    NNCF call is optimum-intel's), built once into the cache."""
     xml = cache / "openvino-int8" / "model.xml"
     if xml.is_file():
         return xml
-    import logging
-
-    import nncf
-    import openvino as ov
     from common import read_split
 
     from emotion_onnx.manifest import load as load_manifest
     from emotion_onnx.tokenization import TextEncoder
+    from emotion_onnx_export import openvino_int8
 
-    logging.getLogger("nncf").setLevel(logging.ERROR)
     manifest = load_manifest(model_dir)
-    encoder = TextEncoder(manifest)
-    texts, _ = read_split("validation", CALIBRATION_TEXTS)
-    items = [encoder.pad([e]) for e in encoder.encode(texts)]
-    model = ov.Core().read_model(str(model_dir / manifest.variant("fp32").ref.file))
-    quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
+    texts, _ = read_split("validation", openvino_int8.SUBSET_SIZE)
     xml.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(quantized, str(xml), compress_to_fp16=False)
+    openvino_int8.quantize(model_dir / manifest.variant("fp32").ref.file, xml, TextEncoder(manifest), texts)
     return xml
 
 

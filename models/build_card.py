@@ -89,17 +89,11 @@ def _calibration(clf, logits: np.ndarray, y: np.ndarray) -> dict:
 
 
 def torch_logits(checkpoint: Path, texts: list[str]) -> np.ndarray:
-    import torch
-    from transformers import AutoModelForSequenceClassification, DistilBertTokenizerFast
+    """The PyTorch checkpoint's logits, as the export gate computes its reference."""
+    from emotion_onnx_export.checkpoint import load_checkpoint
+    from emotion_onnx_export.reference import reference_logits
 
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-    tokenizer = DistilBertTokenizerFast.from_pretrained(checkpoint)
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(texts), 64):
-            enc = tokenizer(texts[i : i + 64], padding=True, truncation=True, max_length=512, return_tensors="pt")
-            out.append(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.numpy())
-    return np.concatenate(out).astype(np.float32)
+    return reference_logits(load_checkpoint(str(checkpoint)), texts, 512)
 
 
 def score(run: Path, variant: str, data_dir: Path) -> dict:
@@ -114,8 +108,8 @@ def score(run: Path, variant: str, data_dir: Path) -> dict:
     sets = {"test": read_labelled(data_dir / "test.jsonl")}
     sets.update({name: read_labelled(REALWORLD / f"{name}.jsonl") for name in ("eval", "dev")})
     out = {"labels": labels, "variant": variant, "sets": {}}
+    ids = {n: i for i, n in enumerate(labels)}
     for name, data in sets.items():
-        ids = {n: i for i, n in enumerate(labels)}
         y = np.array([ids[v] if isinstance(v, str) else v for v in data.labels])
         reference = np.load(run / "test_logits.npy") if name == "test" else torch_logits(run / "checkpoint", data.texts)
         logits = clf.logits(data.texts)
@@ -128,9 +122,8 @@ def score(run: Path, variant: str, data_dir: Path) -> dict:
         }
         if name == "test":
             out["_test_reference"], out["_test_probs"] = reference, clf.predict_proba(data.texts)
-    full = json.loads((run / "onnx" / "manifest.json").read_text())
-    out["int8_file_bytes"] = full["variants"][variant]["size"]
-    out["fp32_file_bytes"] = full["variants"]["fp32"]["size"]
+    out["int8_file_bytes"] = clf.manifest.variants[variant].size
+    out["fp32_file_bytes"] = clf.manifest.variants["fp32"].size
     out["metrics"] = metrics
     return out
 
