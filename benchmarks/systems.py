@@ -245,10 +245,10 @@ class Ct2System:
 
 
 class OursSystem:
-    def __init__(self, model_dir: Path, threads: int, variant: str):
+    def __init__(self, model_dir: Path, threads: int, variant: str, **options):
         from emotion_onnx import EmotionClassifier
 
-        self.clf = EmotionClassifier(model_dir, variant=variant, intra_op_threads=threads)
+        self.clf = EmotionClassifier(model_dir, variant=variant, intra_op_threads=threads, **options)
 
     def batch(self, texts: list[str]) -> np.ndarray:
         return self.clf.logits(texts)

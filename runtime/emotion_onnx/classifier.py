@@ -14,11 +14,13 @@ from . import manifest as manifest_io
 from .batching import canonical_width, plan_batches
 from .calibration import OUTPUT_FUNCTIONS, output_scores
 from .calibration import probabilities as calibrated_probabilities
+from .cpu import available_cpus
 from .engines import OnnxruntimeEngine, OpenvinoEngine, engine_available
 from .errors import ManifestError, ModelNotFoundError, first_line
 from .inputs import as_text_list, check_texts, is_positive_int
 from .integrity import verify_file
 from .manifest import Manifest
+from .parallel import SideBySide
 from .records import in_label_order, null_record, ranked, text_record
 from .session import check_outputs
 from .tokenization import TextEncoder
@@ -94,6 +96,7 @@ class EmotionClassifier:
         providers: Sequence[str] | None = None,
         verify: bool = True,
         engine: str | None = None,
+        batch_workers: int | None = None,
     ):
         if path is None:
             path = default_model_dir()
@@ -106,6 +109,8 @@ class EmotionClassifier:
             raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")
         if (max_batch_tokens is not None and max_batch_tokens < 1) or max_batch_size < 1:
             raise ValueError("max_batch_tokens and max_batch_size must be at least 1")
+        if batch_workers is not None and not is_positive_int(batch_workers):
+            raise ValueError(f"batch_workers must be a whole number of at least 1, got {batch_workers!r}")
         self.manifest: Manifest = manifest_io.load(path)
         self.variant = choose_variant(self.manifest, variant, engine)
         model_path = self.manifest.path(self.variant.ref)
@@ -128,6 +133,9 @@ class EmotionClassifier:
                 model_path, self.variant.ref.file, self.manifest.input_names, self._widths, threads=intra_op_threads,
                 spinning=spinning, providers=providers, optimized=self.variant.optimized,
             )  # fmt: skip
+        # a job of several batches runs them side by side, one thread each (emotion_onnx.parallel)
+        workers = batch_workers or intra_op_threads or available_cpus()
+        self._side_by_side = SideBySide(self.engine.one_thread_runners, workers) if workers > 1 else None
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(self.manifest.embedding_dim)
         self.max_batch_size = max_batch_size
         self.long_text = long_text
@@ -193,8 +201,19 @@ class EmotionClassifier:
         logits = np.empty((n, len(self.labels)), dtype=np.float32)
         embeds = np.empty((n, self.embedding_dim), dtype=np.float32)
         lengths = [len(e.ids) for e in encodings]
-        for batch, width in plan_batches(lengths, self.max_batch_tokens, max_batch_size or self.max_batch_size):
-            out_logits, out_embeds = self.engine.run(self.encoder.pad([encodings[i] for i in batch], width))
+        size = max_batch_size or self.max_batch_size
+        plan = plan_batches(lengths, self.max_batch_tokens, size)
+
+        def pad(job):
+            return self.encoder.pad([encodings[i] for i in job[0]], job[1])
+
+        if self._side_by_side is not None and len(plan) > 1:
+            # the token budget bounds the activations in flight, so the workers share it
+            plan = plan_batches(lengths, max(1, self.max_batch_tokens // self._side_by_side.workers), size)
+            outputs = self._side_by_side.map(lambda run, job: run(pad(job)), plan)
+        else:
+            outputs = (self.engine.run(pad(job)) for job in plan)
+        for (batch, _), (out_logits, out_embeds) in zip(plan, outputs):
             logits[batch] = out_logits
             embeds[batch] = out_embeds
         return logits, embeds

@@ -2,13 +2,14 @@
 `openvino` extra, imported only when a variant that needs it is loaded).
 
 An engine takes the padded input arrays of a batch and returns (logits, embeddings); both
-check the graph against the manifest when they load it.
+check the graph against the manifest when they load it. Each can also make one-thread runners of
+the same graph, for whole batches side by side (emotion_onnx.parallel).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +48,25 @@ class OnnxruntimeEngine:
         )
         check_graph(self.session, file, input_names, outputs)
         self.outputs = list(outputs)
+        self._path, self._providers, self._optimized = path, providers, optimized
 
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         logits, embeds = self.session.run(self.outputs, feeds)
         return logits, embeds
 
+    def one_thread_runners(self, n: int) -> list[Callable[[dict], tuple[np.ndarray, np.ndarray]]]:
+        """n sessions of one thread each on the same graph (separate sessions: one shared by
+        several callers serialises part of each run)."""
+        sessions = [
+            create_session(self._path, intra_op_threads=1, providers=self._providers, optimized=self._optimized)
+            for _ in range(n)
+        ]
+        return [lambda feeds, s=s: tuple(s.run(self.outputs, feeds)) for s in sessions]
+
 
 class OpenvinoEngine:
-    """OpenVINO on the CPU, in its latency mode, with the usable CPUs as threads.
+    """OpenVINO on the CPU, in its latency mode, with the usable CPUs as threads (and, for batches
+    side by side, a second compile in its throughput mode: one stream of one thread per worker).
 
     The inference precision is pinned to f32 (the int8 GEMMs stay int8). OpenVINO's default on
     CPUs with AMX is bf16 for everything else, and in bf16 a text's logits change with its padded
@@ -71,18 +83,11 @@ class OpenvinoEngine:
                 f"{file} runs on OpenVINO, which is not installed: pip install 'emotion-onnx[openvino]' "
                 "(or load another variant)"
             ) from None
-        core = ov.Core()
+        self._core = ov.Core()
         try:
-            model = core.read_model(str(path), str(weights) if weights is not None else None)
-            self.compiled = core.compile_model(
-                model,
-                "CPU",
-                {
-                    "INFERENCE_NUM_THREADS": threads or available_cpus(),
-                    "PERFORMANCE_HINT": "LATENCY",
-                    "INFERENCE_PRECISION_HINT": "f32",
-                },
-            )
+            self._model = self._core.read_model(str(path), str(weights) if weights is not None else None)
+            self.compiled = self._compile({"INFERENCE_NUM_THREADS": threads or available_cpus(),
+                                           "PERFORMANCE_HINT": "LATENCY"})  # fmt: skip
         except Exception as exc:  # OpenVINO raises its own exception types
             first = first_line(exc, 300).replace(str(path), file)
             raise ManifestError(f"{file} is not a model OpenVINO can load: {first}") from None
@@ -102,12 +107,28 @@ class OpenvinoEngine:
                                     f"says {width}")  # fmt: skip
             self.ports.append(by_name[name])
         self.request = self.compiled.create_infer_request()
+        self._outputs = list(outputs)
+
+    def _compile(self, config: dict):
+        return self._core.compile_model(self._model, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+
+    @staticmethod
+    def _infer(request, ports, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        result = request.infer(feeds)
+        # the request reuses its output buffers on the next call: copy
+        logits, embeds = (np.array(result[port], dtype=np.float32, copy=True) for port in ports)
+        return logits, embeds
 
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        result = self.request.infer(feeds)
-        # the request reuses its output buffers on the next call: copy
-        logits, embeds = (np.array(result[port], dtype=np.float32, copy=True) for port in self.ports)
-        return logits, embeds
+        return self._infer(self.request, self.ports, feeds)
+
+    def one_thread_runners(self, n: int) -> list[Callable[[dict], tuple[np.ndarray, np.ndarray]]]:
+        """n infer requests on n streams of one thread each (OpenVINO's throughput mode)."""
+        compiled = self._compile({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": n, "INFERENCE_NUM_THREADS": n})
+        by_name = {name: port for port in compiled.outputs for name in port.get_names()}
+        ports = [by_name[name] for name in self._outputs]
+        requests = [compiled.create_infer_request() for _ in range(n)]
+        return [lambda feeds, r=r: self._infer(r, ports, feeds) for r in requests]
 
     @property
     def session(self):

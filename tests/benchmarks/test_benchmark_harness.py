@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -74,6 +75,21 @@ def test_compare_systems_quick_runs_every_system(tiny_model, tmp_path):
     assert data["footprint"]["torch_stack_mb"] > data["footprint"]["runtime_mb"] > 0
     assert "Goals for our fastest int8 row (ours-int8)" in (tmp_path / "compare_systems.md").read_text()
     assert (tmp_path / "compare_systems_full-size.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_side_by_side_quick(tiny_model, tmp_path):
+    """Ours one batch at a time and side by side, and OpenVINO's NNCF INT8 in both its modes."""
+    _run_quick("side_by_side.py", tmp_path, "--model", str(tiny_model), "--name", "t", "--cache", str(tmp_path))
+    data = json.loads((tmp_path / "side_by_side_t.json").read_text())
+    rows = data["systems"]
+    assert rows["ours-int8 one at a time"]["vs_twin"] == 1.0
+    assert rows["ours-int8 side by side"]["twin"] == "ours-int8 one at a time"
+    assert "ours-openvino side by side" not in rows  # the tiny export has no OpenVINO variant
+    if importlib.util.find_spec("nncf") is not None:
+        assert rows["openvino-int8 throughput mode"]["texts_per_s"] > 0
+    assert all(len(r["seconds"]) == data["rounds"] == 2 for r in rows.values())
+    assert "× its one-at-a-time twin" in (tmp_path / "side_by_side_t.md").read_text()
+    assert (tmp_path / "side_by_side_t.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_serve_and_lambda_benchmarks_quick(tiny_model, tmp_path):

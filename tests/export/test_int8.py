@@ -55,6 +55,8 @@ def schemes(tmp_path_factory, checkpoints, validation_file, both_int8):
         kind: (
             EmotionClassifier(d, variant=v, max_batch_tokens=100_000, max_batch_size=1000),
             EmotionClassifier(d, variant=v, max_batch_size=1),
+            # many small batches, two at a time on one-thread engines (emotion_onnx.parallel)
+            EmotionClassifier(d, variant=v, max_batch_tokens=64, batch_workers=2),
         )
         for kind, (d, v) in dirs.items()
     }
@@ -123,11 +125,14 @@ KINDS = ["per-token", "mixed", "static"] + (["openvino"] if HAS_OPENVINO else []
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(text_strategy, min_size=1, max_size=24), neighbours=st.lists(text_strategy, max_size=24))
 def test_int8_logits_do_not_depend_on_the_batch(schemes, kind, texts, neighbours):
-    """A text's int8 logits are the same alone and batched with any other texts, within 1e-6."""
-    batched_clf, single_clf = schemes[kind]
+    """A text's int8 logits are the same alone and batched with any other texts, within 1e-6, and
+    whether its batch ran on the multi-thread engine or beside others on a one-thread one."""
+    batched_clf, single_clf, side_by_side_clf = schemes[kind]
     together = batched_clf.logits([*texts, *neighbours])[: len(texts)]
     alone = np.vstack([single_clf.logits([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(side_by_side_clf.logits([*neighbours, *texts])[len(neighbours) :], alone,
+                               atol=1e-6, rtol=0)  # fmt: skip
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="the export-openvino extra is not installed")
