@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import REPO, RESULTS, median, pyplot, read_split, save_figure, write_results  # noqa: E402
+from common import REPO, RESULTS, machine, median, pyplot, read_split, save_figure, write_results  # noqa: E402
 
 # system -> the row it is measured against (its one-at-a-time twin)
 SYSTEMS = {
@@ -55,7 +55,6 @@ class OpenvinoThroughput:
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "THROUGHPUT"}
         self.compiled = core.compile_model(core.read_model(nncf_int8(model_dir, cache)), "CPU", config)
         self.queue = ov.AsyncInferQueue(self.compiled, self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self.port = self.compiled.output(manifest.logits_output)
         self.batch_size = PEER_BATCH
 
     def batch(self, texts: list[str]) -> None:
@@ -159,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
                         "twin": twin, "seconds": seconds[system]}  # fmt: skip
     data = {"model": str(args.model), "texts": len(texts), "threads": args.threads, "rounds": rounds,
             "quick": args.quick, "systems": rows}  # fmt: skip
-    from common import machine
-
     cpu = machine().get("cpu", "unknown CPU")
     md = [
         f"One batch at a time against batches side by side (`python benchmarks/side_by_side.py --name {args.name}`; "
