@@ -77,6 +77,21 @@ def timed(fn: Callable[[], object], runs: int, warmup: int = 20) -> list[float]:
     return out
 
 
+def ask_worker(proc, job: str) -> float:
+    """Send one job line to a benchmark worker process (stdin/stdout pipes) and read the seconds
+    it answers."""
+    proc.stdin.write(job + "\n")
+    proc.stdin.flush()
+    return float(proc.stdout.readline())
+
+
+def stop_workers(procs) -> None:
+    """Close the workers' stdin (their signal to exit) and wait for each."""
+    for proc in procs:
+        proc.stdin.close()
+        proc.wait()
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

@@ -12,7 +12,8 @@ records, or --*-checkpoint):
 Systems (benchmarks/systems.py, one process each, all alive, interleaved workload by workload
 and round by round): transformers pipeline fp32 (at its best of 1 or 2 threads), PyTorch
 dynamic int8, Optimum fp32 and avx512_vnni int8 through Optimum's pipeline, OpenVINO on our
-fp32 ONNX (default precision hint, f32 forced, and OpenVINO's NNCF INT8 recipe), CTranslate2
+fp32 ONNX (default precision hint, f32 forced, and OpenVINO's NNCF INT8 recipe in its latency
+and its throughput mode), CTranslate2
 int8, and this runtime: fp32, int8 (onnxruntime) and int8-openvino (the OpenVINO engine, when the
 model was exported with --openvino).
 Workloads: the emotion test split (2000 texts) as one batch job; 500 texts one at a time;
@@ -49,7 +50,8 @@ from emotion_onnx.manifest import is_model_dir  # noqa: E402
 GOALS = {
     "int8_batch_vs_pipeline_fp32": 15.0,
     "int8_batch_vs_optimum_int8": 1.5,
-    "int8_batch_vs_openvino_best": 1.2,  # OpenVINO's fastest path here: NNCF INT8 or its default precision
+    # OpenVINO's fastest path here: NNCF INT8 (latency or throughput mode) or its default precision
+    "int8_batch_vs_openvino_best": 1.2,
     "p50_vs_openvino_best": 1.0,
     "p50_ms": 5.0,
     "cold_start_s": 1.0,
@@ -144,7 +146,8 @@ def available(system: str, model: Path) -> bool:
     import importlib.util
 
     needs = {"openvino-default": "openvino", "openvino-f32": "openvino", "openvino-int8": "nncf",
-             "ctranslate2-int8": "ctranslate2", "ours-openvino": "openvino"}.get(system)  # fmt: skip
+             "openvino-int8-throughput": "nncf", "ctranslate2-int8": "ctranslate2",
+             "ours-openvino": "openvino"}.get(system)  # fmt: skip
     if needs and importlib.util.find_spec(needs) is None:
         return False
     return not system.startswith("ours-") or ours_variant(system, model) is not None
@@ -297,7 +300,7 @@ def evaluate_goals(model: dict, accuracy: bool) -> dict:
         record("int8_batch_vs_pipeline_fp32", ours["batch_texts_per_s"] / s["pytorch-fp32"]["batch_texts_per_s"])
     if "optimum-int8" in s:
         record("int8_batch_vs_optimum_int8", ours["batch_texts_per_s"] / s["optimum-int8"]["batch_texts_per_s"])
-    openvino = [s[n] for n in ("openvino-int8", "openvino-default") if n in s]
+    openvino = [s[n] for n in ("openvino-int8", "openvino-int8-throughput", "openvino-default") if n in s]
     if openvino:
         fastest = max(r["batch_texts_per_s"] for r in openvino)
         record("int8_batch_vs_openvino_best", ours["batch_texts_per_s"] / fastest)

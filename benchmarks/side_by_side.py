@@ -25,7 +25,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import REPO, RESULTS, machine, median, pyplot, read_split, save_figure, write_results  # noqa: E402
+from common import (  # noqa: E402
+    REPO,
+    RESULTS,
+    ask_worker,
+    machine,
+    median,
+    pyplot,
+    read_split,
+    save_figure,
+    stop_workers,
+    write_results,
+)
 
 # system -> the row it is measured against (its one-at-a-time twin)
 SYSTEMS = {
@@ -38,35 +49,8 @@ SYSTEMS = {
 }
 
 
-class OpenvinoThroughput:
-    """OpenVINO's NNCF INT8 peer in its throughput mode: one stream per thread, the length-sorted
-    batches of 64 that compare_systems.py gives every peer, queued on an AsyncInferQueue."""
-
-    def __init__(self, model_dir: Path, cache: Path, threads: int):
-        import openvino as ov
-        from systems import PEER_BATCH, nncf_int8
-
-        from emotion_onnx.manifest import load as load_manifest
-        from emotion_onnx.tokenization import TextEncoder
-
-        manifest = load_manifest(model_dir)
-        self.encoder = TextEncoder(manifest)
-        core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "THROUGHPUT"}
-        self.compiled = core.compile_model(core.read_model(nncf_int8(model_dir, cache)), "CPU", config)
-        self.queue = ov.AsyncInferQueue(self.compiled, self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self.batch_size = PEER_BATCH
-
-    def batch(self, texts: list[str]) -> None:
-        encodings = self.encoder.encode(texts)
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            self.queue.start_async(self.encoder.pad([encodings[i] for i in order[start : start + self.batch_size]]))
-        self.queue.wait_all()
-
-
 def load(system: str, model_dir: Path, cache: Path, threads: int):
-    from systems import OpenVinoSystem, OursSystem, nncf_int8
+    from systems import OpenVinoSystem, OpenVinoThroughput, OursSystem, nncf_int8
 
     if system.startswith("ours-"):
         variant = "int8" if system.startswith("ours-int8") else "int8-openvino"
@@ -74,7 +58,7 @@ def load(system: str, model_dir: Path, cache: Path, threads: int):
         return OursSystem(model_dir, threads, variant, **options)
     if system == "openvino-int8 latency mode":
         return OpenVinoSystem(model_dir, threads, None, nncf_int8(model_dir, cache))
-    return OpenvinoThroughput(model_dir, cache, threads)
+    return OpenVinoThroughput(model_dir, threads, None, nncf_int8(model_dir, cache))
 
 
 def serve(system: str, model_dir: Path, cache: Path, threads: int, texts_file: Path) -> int:
@@ -141,13 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds: dict[str, list[float]] = {s: [] for s in systems}
         for _ in range(rounds):
             for system, proc in workers.items():
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
-                seconds[system].append(float(proc.stdout.readline()))
+                seconds[system].append(ask_worker(proc, "go"))
     finally:
-        for proc in workers.values():
-            proc.stdin.close()
-            proc.wait()
+        stop_workers(workers.values())
         texts_file.unlink(missing_ok=True)
 
     rows = {}

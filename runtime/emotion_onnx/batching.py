@@ -1,20 +1,21 @@
 """Token-budget batching at canonical widths: a text's padded width depends on the text alone.
 
-Every text of `n` tokens is padded to `canonical_width(n)` (n rounded up to a multiple of
-WIDTH_STEP), alone or in any batch, and a batch holds only texts of one width. So the numbers
-an engine computes for a text's row are the same whoever shares its batch: engines whose
-reductions depend on the padded length (OpenVINO's, in every precision) give bit-identical
-answers, and so do onnxruntime's. Within a width, texts keep their input order and are packed
-under a budget of padded tokens and a cap on texts per batch.
+Every text of `n` tokens is padded to `canonical_width(n, step)` (n rounded up to a multiple of
+the engine's width step: 1 for onnxruntime, which pads no text at all, 4 for OpenVINO), alone or
+in any batch, and a batch holds only texts of one width. So the numbers an engine computes for a
+text's row are the same whoever shares its batch: engines whose reductions depend on the padded
+length (OpenVINO's, in every precision) give bit-identical answers, and so do onnxruntime's.
+Within a width, texts keep their input order and are packed under a budget of padded tokens and
+a cap on texts per batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+# The default step; each engine names its own (emotion_onnx.engines: why each differs).
 # Rounding widths up to a multiple of 4 costs a few percent of padding and keeps the number of
-# distinct shapes (and of engine calls for a mixed set of texts) small; benchmarks/runtime_speed.py
-# measures the batching.
+# distinct shapes (and of engine calls for a mixed set of texts) small.
 WIDTH_STEP = 4
 
 

@@ -149,7 +149,7 @@ class EmotionClassifier:
         cls = self.encoder.token_ids([specials.get("cls_token", "")])
         sep = self.encoder.token_ids([specials.get("sep_token", "")])
         rows = [[*cls, self.encoder.vocab_size - 1, *sep], [*cls, *sep]]
-        feeds = self.encoder.pad_ids(rows, [[0] * len(r) for r in rows], canonical_width(3))
+        feeds = self.encoder.pad_ids(rows, [[0] * len(r) for r in rows], canonical_width(4, self.engine.width_step))
         try:
             arrays = dict(zip(self._outputs, self.engine.run(feeds)))
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -196,20 +196,21 @@ class EmotionClassifier:
         n = len(encodings)
         if n == 0:
             return self.forward([])
+        step = self.engine.width_step
         if n == 1:  # one batch of one: no plan, no scatter (the same engine call on the same inputs)
-            return self.engine.run(self.encoder.pad(encodings, canonical_width(len(encodings[0].ids))))
+            return self.engine.run(self.encoder.pad(encodings, canonical_width(len(encodings[0].ids), step)))
         logits = np.empty((n, len(self.labels)), dtype=np.float32)
         embeds = np.empty((n, self.embedding_dim), dtype=np.float32)
         lengths = [len(e.ids) for e in encodings]
         size = max_batch_size or self.max_batch_size
-        plan = plan_batches(lengths, self.max_batch_tokens, size)
+        plan = plan_batches(lengths, self.max_batch_tokens, size, step)
 
         def pad(job):
             return self.encoder.pad([encodings[i] for i in job[0]], job[1])
 
         if self._side_by_side is not None and len(plan) > 1:
             # the token budget bounds the activations in flight, so the workers share it
-            plan = plan_batches(lengths, max(1, self.max_batch_tokens // self._side_by_side.workers), size)
+            plan = plan_batches(lengths, max(1, self.max_batch_tokens // self._side_by_side.workers), size, step)
             outputs = self._side_by_side.map(lambda run, job: run(pad(job)), plan)
         else:
             outputs = (self.engine.run(pad(job)) for job in plan)

@@ -30,6 +30,9 @@ def engine_available(name: str) -> bool:
 
 class OnnxruntimeEngine:
     name = "onnxruntime"
+    # Texts are padded to their own length (batches hold texts of one length): onnxruntime's
+    # kernels run as fast at any width, so rounding widths up would only add padded tokens.
+    width_step = 1
 
     def __init__(
         self,
@@ -73,6 +76,9 @@ class OpenvinoEngine:
     width, by whole logits for a few tokens of padding at some widths; in f32 they do not."""
 
     name = "openvino"
+    # Widths rounded up to a multiple of 4: OpenVINO's CPU plugin prepares its kernels for each
+    # new shape, and on the embedded model smaller steps cost more than the padding they save.
+    width_step = 4
 
     def __init__(self, path: Path, weights: Path | None, file: str, input_names: Sequence[str],
                  outputs: dict[str, int], *, threads: int | None):  # fmt: skip

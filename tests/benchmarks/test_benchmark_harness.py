@@ -54,14 +54,15 @@ def _run_quick(script: str, tmp_path, *args: str, timeout: int = 1200) -> None:
 
 
 def test_compare_systems_quick_runs_every_system(tiny_model, tmp_path):
-    """Every system (PyTorch, dynamic int8, Optimum fp32/int8, OpenVINO x3, CTranslate2, ours) on a slice."""
+    """Every system (PyTorch, dynamic int8, Optimum fp32/int8, OpenVINO x4, CTranslate2, ours) on a slice."""
     pytest.importorskip("openvino")
     _run_quick("compare_systems.py", tmp_path, "--full-size", str(tiny_model), "--trained", str(tiny_model))
     data = json.loads((tmp_path / "compare_systems.json").read_text())
     pytest.importorskip("nncf")
     pytest.importorskip("ctranslate2")
     expected = ["pytorch-fp32", "pytorch-dynamic-int8", "optimum-fp32", "optimum-int8", "openvino-default",
-                "openvino-f32", "openvino-int8", "ctranslate2-int8", "ours-fp32", "ours-int8"]  # fmt: skip
+                "openvino-f32", "openvino-int8", "openvino-int8-throughput", "ctranslate2-int8", "ours-fp32",
+                "ours-int8"]  # fmt: skip
     for model in ("full-size", "trained"):
         systems = data["models"][model]["systems"]
         assert list(systems) == expected
@@ -90,6 +91,18 @@ def test_side_by_side_quick(tiny_model, tmp_path):
     assert all(len(r["seconds"]) == data["rounds"] == 2 for r in rows.values())
     assert "× its one-at-a-time twin" in (tmp_path / "side_by_side_t.md").read_text()
     assert (tmp_path / "side_by_side_t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_width_step_quick(tiny_model, tmp_path):
+    """Each step on the model's int8 engine, the engine's own step among them."""
+    _run_quick("width_step.py", tmp_path, "--model", str(tiny_model), "--name", "t", "--steps", "2", "4")
+    data = json.loads((tmp_path / "width_step_t.json").read_text())
+    rows = data["systems"]
+    assert list(rows) == ["int8 step 1", "int8 step 2", "int8 step 4"]  # onnxruntime's own step is 1
+    assert rows["int8 step 1"]["vs_engine_step"] == 1.0
+    assert all(r["texts_per_s"] > 0 and r["one_text_p50_ms"] > 0 for r in rows.values())
+    assert "**int8 step 1**" in (tmp_path / "width_step_t.md").read_text()
+    assert (tmp_path / "width_step_t.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_serve_and_lambda_benchmarks_quick(tiny_model, tmp_path):
