@@ -3,6 +3,7 @@ and the compact checkpoint that `finetune --base emotion-minilm-l6` starts from.
 
     python models/build_card.py RUN_DIR --score            # one row for attempts.json, nothing written
     python models/build_card.py RUN_DIR [--variant int8]   # ship it
+    python models/build_card.py --runs-table              # the runs table again, from attempts.json
 
 RUN_DIR is the output of `emotion-onnx finetune ... --test TEST_SPLIT --export` (checkpoint/,
 metrics.json, test_logits.npy, plots, onnx/). Every figure in the card is computed here, on the
@@ -151,6 +152,31 @@ def _met(value: float, target: float, higher: bool = True) -> str:
     return "met" if ok else "**missed**"
 
 
+def runs_rows(attempts: list[dict]) -> str:
+    """The rows of the card's runs table, one per attempts.json entry."""
+    return "\n".join(
+        f"| {a['when']} | `{a['command'].replace('emotion-onnx finetune ', '')}` | {a['test_accuracy']:.2%} | "
+        f"{a['test_macro_f1']:.2%} | "
+        + (f"{a['realworld_accuracy']:.1%} | {a['realworld_macro_f1']:.3f}" if "realworld_accuracy" in a else "— | —")
+        + f" | {a['ece_after']:.2%} | {a['train_minutes']} | {a.get('note', '')} | {a.get('decision', '')} |"
+        for a in attempts
+    )
+
+
+RUNS_HEADER = "|---|---|---|---|---|---|---|---|---|---|\n"
+
+
+def rewrite_runs_table(card_dir: Path) -> None:
+    """Re-render only the runs table of an existing card from its attempts.json (runs that were
+    tried and not shipped change nothing else)."""
+    readme = card_dir / "README.md"
+    text = readme.read_text()
+    start = text.index(RUNS_HEADER) + len(RUNS_HEADER)
+    end = text.index("\n\n## ", start)
+    attempts = json.loads((card_dir / "attempts.json").read_text())
+    readme.write_text(text[:start] + runs_rows(attempts) + text[end:])
+
+
 def card(name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray) -> str:
     m, cfg, labels = s["metrics"], s["metrics"]["config"], s["labels"]
     test, real, dev = (s["sets"][k] for k in ("test", "eval", "dev"))
@@ -164,13 +190,7 @@ def card(name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray)
     pct = "{:.2%}".format
     kept = m.get("best_weights", "epoch")
     kept = f"the weights of epoch {m['best_epoch']}" if kept == "epoch" else f"{kept} (best epoch {m['best_epoch']})"
-    runs = "\n".join(
-        f"| {a['when']} | `{a['command'].replace('emotion-onnx finetune ', '')}` | {a['test_accuracy']:.2%} | "
-        f"{a['test_macro_f1']:.2%} | "
-        + (f"{a['realworld_accuracy']:.1%} | {a['realworld_macro_f1']:.3f}" if "realworld_accuracy" in a else "— | —")
-        + f" | {a['ece_after']:.2%} | {a['train_minutes']} | {a.get('note', '')} | {a.get('decision', '')} |"
-        for a in attempts
-    )
+    runs = runs_rows(attempts)
     epochs = "\n".join(
         f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_accuracy']:.4f} | "
         f"{e['val_macro_f1']:.4f} | "
@@ -186,7 +206,10 @@ def card(name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray)
         f"| {label} | {test['int8']['per_class_f1'][label]:.3f} | {real['int8']['per_class_f1'][label]:.3f} |"
         for label in labels
     )
-    command = attempts[-1]["command"].replace(" --", " \\\n    --")
+    shipped = next(a for a in reversed(attempts) if a.get("decision") == "shipped")
+    command = shipped["command"].replace(" --", " \\\n    --")
+    trains = cfg["train"] if isinstance(cfg["train"], list) else [cfg["train"]]
+    pool = next((t for t in trains if Path(t).name.startswith("everyday")), "build/everyday.jsonl")
     return f"""# {name}: six emotions in English text, with DistilBERT's graph
 
 The model `EmotionClassifier()`, `emotion-onnx classify`, the server and the Lambda handler use when
@@ -246,7 +269,8 @@ On {real["texts"]} real-world texts the ECE is a coarse figure (a few texts per 
   DistilBERT's architecture (`emotion_onnx_export.bert_to_distilbert`).
 - **Data:** the `emotion` dataset (dair-ai / CARER: 16,000 train, 2,000 validation, 2,000 test English
   tweets; research use only, not in this repository or the package), and an everyday pool generated
-  by `models/realworld/everyday_pool.py` from hand-written fragments (no sentence of the real-world set).
+  by `models/realworld/everyday_pool.py` from hand-written fragments: situations with a reaction, and
+  whole sayings (addressed to someone, questions, product reviews); no sentence of the real-world set.
   The emotion texts nearly all open with "i feel"; training strips that lead-in from a share of them
   each epoch (`--augment-lead-ins`), so the model reads the rest of the sentence.
 - **Training:** {cfg["epochs"]} epochs at most, lr {cfg["lr"]}, batch {cfg["batch_size"]}, AdamW, warm-up then linear decay,
@@ -256,7 +280,7 @@ On {real["texts"]} real-world texts the ECE is a coarse figure (a few texts per 
   (`{s["variant"]}`, batch-invariant) shipped.
 
 ```bash
-python models/realworld/everyday_pool.py --out build/everyday.jsonl
+python models/realworld/everyday_pool.py --out {pool}
 {command} --force
 python models/build_card.py {cfg["out"]}    # this card, runtime/default_model/, the compact base
 ```
@@ -299,12 +323,18 @@ Every full training run, PyTorch fp32 figures; ECE on test with the calibration 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, nargs="?")
     p.add_argument("--name", default="emotion-minilm-l6")
     p.add_argument("--variant", default="int8", help="the exported variant to embed")
     p.add_argument("--score", action="store_true", help="print the run's attempts.json row; write nothing")
     p.add_argument("--note", default="", help="the shipped row's note in the runs table")
+    p.add_argument("--runs-table", action="store_true", help="only re-render the card's runs table from attempts.json")
     args = p.parse_args(argv)
+    if args.runs_table:
+        rewrite_runs_table(HERE / args.name)
+        return 0
+    if args.run is None:
+        p.error("RUN_DIR is required (except with --runs-table)")
     from emotion_onnx import EmotionClassifier
     from emotion_onnx_export import plots
     from emotion_onnx_export.bases import BASES_DIR, save_compact

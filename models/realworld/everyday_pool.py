@@ -1,12 +1,14 @@
 """A pool of everyday-style labelled sentences, generated from hand-written fragments (our own text).
 
     python models/realworld/everyday_pool.py --per-label 500 --seed 0 --out build/everyday.jsonl
+    python models/realworld/everyday_pool.py --sayings 0.4 --out build/everyday2.jsonl  # 40 % whole sayings
 
 The emotion dataset's texts nearly all follow one template ("i feel ..."), so a model trained on
 it alone learns the word after "feel" and little about how people write. This pool describes
-situations and reactions in chat, review, post and message styles, one clear emotion each, for
-training and for the domain-adaptation curves. It was written apart from the evaluation set
-(eval.jsonl, dev.jsonl beside this script), which shares no sentence with it; only the
+situations and reactions, and whole sayings (addressed to someone, questions, product reviews), in
+chat, review, post and message styles, one clear emotion each, for training and for the
+domain-adaptation curves. It was written apart from the evaluation set (eval.jsonl, dev.jsonl beside
+this script), which shares no sentence with it (tests/models/test_everyday_pool.py); only the
 evaluation set measures the model.
 """
 
@@ -289,6 +291,227 @@ REACTIONS = {
     ],
 }
 
+# Whole sentences as people say them to someone or about something: addressed to a partner, a
+# friend or a company, questions, commands and product reviews, with no event/reaction split.
+SAYINGS = {
+    "sadness": [
+        "i really thought we'd be friends forever",
+        "the house is so quiet without you",
+        "nobody even noticed it was my birthday",
+        "i keep setting two plates out of habit",
+        "why does everyone i love end up leaving",
+        "i wish i could have said goodbye to him",
+        "some days i can't get out of bed at all",
+        "it's been a month and i still reach for my phone to call her",
+        "we used to be so close and now we're strangers",
+        "i don't have anyone to talk to anymore",
+        "cleaned out dad's closet today, his coat still smells like him",
+        "all my friends have moved on with their lives without me",
+        "i tried so hard and it still wasn't enough",
+        "his chair at the table is still empty",
+        "i miss who i was before all this",
+        "the kids don't visit anymore",
+        "another christmas on my own",
+        "it's lonely being the last one left",
+        "i cried in the car again on the way home",
+        "i gave it everything and lost anyway",
+        "nothing cheers me up these days",
+        "the dog keeps waiting by the door for her",
+        "sorry i've been quiet, things have been really hard since the funeral",
+        "i wish things had turned out differently for us",
+        "it still hurts to drive past our old place",
+        "this song reminds me of him and i can't listen to it anymore",
+        "i'm so tired of being let down",
+        "bought this as a gift for my mom but she passed before i could give it to her",
+        "we lost the baby",
+        "my heart aches every time i see her photo",
+        "nobody replied to my message",
+        "i let everyone down",
+    ],
+    "joy": [
+        "guess who just got the job!!",
+        "we did it!! we actually won",
+        "best birthday ever, thank you all so much",
+        "this blender is fantastic, smoothies every morning now",
+        "works perfectly, couldn't be happier with it",
+        "finally friday and the sun is out",
+        "the cake turned out perfect",
+        "i passed!! all that studying paid off",
+        "great service, great food, we had the best night",
+        "ten out of ten, would buy again",
+        "we're going to disneyland!!!",
+        "just booked our honeymoon, can't wait",
+        "had the most amazing day at the beach with the kids",
+        "my tomatoes are finally ripe, so proud",
+        "this game is so much fun, played it all weekend",
+        "got my first paycheck today",
+        "what a match! we smashed it",
+        "the new apartment is everything i hoped for",
+        "lovely little cafe, the staff made our day",
+        "my test came back negative, what a relief, going out to celebrate",
+        "so glad we came, this trip has been incredible",
+        "haha this made my whole day",
+        "the kids loved the show, big smiles all round",
+        "hit my savings goal two months early",
+        "the concert was unreal, still buzzing",
+        "this headset is great value, sounds amazing",
+        "we got the house!!",
+        "i can't stop laughing, this is the best",
+        "such a fun evening with the team",
+        "my first marathon done and dusted",
+        "exam season is over, freedom!",
+        "the puppy is home and the kids are over the moon",
+    ],
+    "love": [
+        "you mean the world to me",
+        "goodnight sweetheart, dream of me",
+        "i can't wait to hold you again",
+        "every day with you is a gift",
+        "you make me a better person",
+        "i fall for you a little more every day",
+        "miss your arms around me",
+        "thank you for loving me the way you do",
+        "you're my favourite person in the whole world",
+        "i married my best friend",
+        "can't stop staring at my newborn, she's perfect",
+        "i'd choose you again in every lifetime",
+        "happy anniversary to the love of my life",
+        "you had me at hello",
+        "i love the way you laugh",
+        "come home soon, the bed is cold without you",
+        "my little boy gave me the biggest hug today and told me he loves me",
+        "i'm so lucky to have you",
+        "forever yours",
+        "you're the first thing i think about in the morning",
+        "grateful for my wonderful wife and our three kids",
+        "twenty years married and i still get butterflies",
+        "i just want to be close to you",
+        "my sweet girl, mummy loves you",
+        "you're my home",
+        "i adore you, never forget it",
+        "kissing you goodnight is my favourite part of the day",
+        "with you everything feels right",
+        "to my husband: thank you for every single day",
+        "my heart belongs to you",
+        "i love my family more than anything",
+        "sending you all my love and a thousand kisses",
+    ],
+    "anger": [
+        "stop taking my stuff without asking",
+        "this blender is garbage, broke on day two",
+        "worst customer service i've ever dealt with",
+        "they hung up on me. three times",
+        "you had one job",
+        "who parks like this?? blocking my driveway again",
+        "i'm sick of cleaning up after everyone in this house",
+        "don't you dare talk to me like that",
+        "the delivery guy left my package in the rain. unbelievable",
+        "total rip off, avoid this company",
+        "how hard is it to reply to one email",
+        "my neighbours are blasting music at 3am again",
+        "they charged me twice and refuse to refund it",
+        "i told you a hundred times not to touch my phone",
+        "absolutely disgusting service, never coming back",
+        "if my brother borrows my car without asking one more time",
+        "waited two hours and they gave our table away",
+        "this app deleted all my notes and support doesn't care",
+        "stop interrupting me in meetings",
+        "you lied to my face",
+        "the landlord still hasn't fixed the heating. it's been six weeks",
+        "people who litter make me so mad",
+        "do not buy this, it's a scam",
+        "he cheated and blamed me for it",
+        "the train is late for the fifth day in a row, ridiculous",
+        "enough is enough, i'm reporting them",
+        "arrived broken and they want me to pay for the return",
+        "why would you post that without asking me",
+        "i'm done being polite about this",
+        "the referee was a disgrace tonight",
+        "keep your dog off my lawn",
+        "thanks for nothing, useless",
+    ],
+    "fear": [
+        "what if the lump is cancer",
+        "someone is following me, stay on the phone with me",
+        "i can't sleep, i keep hearing footsteps",
+        "please tell me you got home safe",
+        "the plane is shaking so much",
+        "my results come tomorrow and i can't breathe",
+        "the storm is getting worse and the power just went",
+        "i'm so nervous about my driving test",
+        "i think someone is trying to get into the house",
+        "the baby has a high fever and it won't come down",
+        "what if i lose my job next week",
+        "there's a spider the size of my hand in the bathroom",
+        "i'm dreading the surgery on monday",
+        "the news about the war keeps me up at night",
+        "heard a scream outside, should i call the police?",
+        "i don't want to go back to that doctor",
+        "my stomach is in knots before the exam",
+        "i have to speak in front of the whole school tomorrow",
+        "he said he knows where i live",
+        "the river is rising fast and we can't get out",
+        "please pick up, i'm really worried",
+        "i think i'm having a panic attack",
+        "the brakes stopped working on the hill",
+        "the dark walk home scares me every night",
+        "i'm terrified of flying and my flight is tomorrow",
+        "the smoke alarm is going off and i can't find the kids",
+        "my blood test looked bad and they want me back in",
+        "there are strange noises in the attic",
+        "i don't know if i can do this, what if i fail",
+        "i'm worried sick about my dad",
+        "the bank says my account was hacked",
+        "an unknown car has been parked outside all week",
+    ],
+    "surprise": [
+        "wait, you're moving to japan??",
+        "no way, is that really you?",
+        "you got married and didn't tell anyone?!",
+        "how did you even manage that",
+        "i can't believe it actually worked",
+        "didn't expect much but this little speaker is shockingly loud",
+        "whoa, when did you get so tall",
+        "hold on, you two are dating?",
+        "the ending completely caught me off guard",
+        "you did all of this by yourself?",
+        "of all people, he's the one who showed up",
+        "did not expect that plot twist at all",
+        "wow, the whole team was in on the surprise party",
+        "is this for real? i won?",
+        "i never thought i'd see the day",
+        "she said yes? seriously?",
+        "wait what, the store is closing for good?",
+        "that came out of nowhere",
+        "surprisingly good for the price, didn't see that coming",
+        "he's fifty? he looks thirty",
+        "you learned french in three months? how",
+        "my jaw dropped when i saw the bill was paid",
+        "never expected my grandma to beat me at video games",
+        "the shy intern gave the best talk of the day, who knew",
+        "you cut your hair! i almost walked past you",
+        "wait, we have twins??",
+        "it snowed in may, unbelievable",
+        "the package came the same day i ordered it, what",
+        "i had no idea you could sing like that",
+        "they're getting divorced? they seemed so happy",
+        "hang on, the meeting is cancelled? all of them?",
+        "never in a million years did i expect that",
+    ],
+}
+
+# (style, template); {s} is a saying, used whole: an event in front of it rarely reads as one text
+SAYING_FORMS = [
+    ("chat", "{s}"),
+    ("message", "{s}"),
+    ("post", "{s}"),
+    ("chat", "honestly {s}"),
+    ("chat", "omg {s}"),
+    ("chat", "{s} lol"),
+    ("message", "{s}."),
+    ("post", "{s}!"),
+]
+
 # (style, template); {e} is the event, {r} the reaction
 FORMS = [
     ("chat", "{e}, {r}"),
@@ -309,20 +532,29 @@ FORMS = [
 REVIEW_LABELS = {"anger", "joy", "surprise"}  # review templates read naturally for these
 
 
-def generate(per_label: int, seed: int = 0) -> list[dict]:
+def generate(per_label: int, seed: int = 0, sayings: float = 0.0) -> list[dict]:
+    """`per_label` distinct texts per label; a share `sayings` of them a whole saying, the rest an
+    event and a reaction. With sayings=0 the random stream, and so the pool, is the one the shipped
+    model was trained on."""
     rng = random.Random(seed)
     rows = []
     for label in LABELS:
         forms = [f for f in FORMS if f[0] != "review" or label in REVIEW_LABELS]
         seen: set[str] = set()
-        while sum(r["label"] == label for r in rows) < per_label:
-            style, form = rng.choice(forms)
-            text = form.format(e=rng.choice(EVENTS[label]), r=rng.choice(REACTIONS[label]))
+        count = 0
+        while count < per_label:
+            saying = bool(sayings) and rng.random() < sayings
+            style, form = rng.choice(SAYING_FORMS if saying else forms)
+            parts = {"e": rng.choice(EVENTS[label]), "r": rng.choice(REACTIONS[label])}
+            if sayings:  # drawn for every text once sayings are on: the stream the --sayings runs used
+                parts["s"] = rng.choice(SAYINGS[label])
+            text = form.format(**parts)
             if rng.random() < 0.3:
                 text = text[0].upper() + text[1:]
             if text not in seen:
                 seen.add(text)
                 rows.append({"text": text, "label": label, "style": style})
+                count += 1
     rng.shuffle(rows)
     return rows
 
@@ -331,11 +563,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--per-label", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sayings", type=float, default=0.0, help="share of texts that are a whole saying (default 0)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
-        for row in generate(args.per_label, args.seed):
+        for row in generate(args.per_label, args.seed, args.sayings):
             fh.write(json.dumps(row) + "\n")
     print(args.out)
     return 0
