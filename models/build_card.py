@@ -44,13 +44,18 @@ def ece_sampling_floor(probs: np.ndarray, draws: int = 2000, seed: int = 0) -> n
     return out
 
 
+def train_files(config: dict) -> list[str]:
+    """The run's training files as its config records them (one path, or a list)."""
+    return config["train"] if isinstance(config["train"], list) else [config["train"]]
+
+
 def recipe_command(config: dict) -> str:
     """The `emotion-onnx finetune` flags that differ from its defaults, as one command line."""
     from emotion_onnx_export.finetune import FinetuneConfig
 
     defaults = {f.name: f.default for f in fields(FinetuneConfig)}
     flag = {"labels_file": "labels"}
-    trains = config["train"] if isinstance(config["train"], list) else [config["train"]]
+    trains = train_files(config)
     parts = ["emotion-onnx finetune --train " + " ".join(trains), f"--validation {config['validation']}"]
     if config.get("test"):
         parts.append(f"--test {config['test']}")
@@ -208,8 +213,7 @@ def card(name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray)
     )
     shipped = next(a for a in reversed(attempts) if a.get("decision") == "shipped")
     command = shipped["command"].replace(" --", " \\\n    --")
-    trains = cfg["train"] if isinstance(cfg["train"], list) else [cfg["train"]]
-    pool = next((t for t in trains if Path(t).name.startswith("everyday")), "build/everyday.jsonl")
+    pool = next((t for t in train_files(cfg) if Path(t).name.startswith("everyday")), "build/everyday.jsonl")
     return f"""# {name}: six emotions in English text, with DistilBERT's graph
 
 The model `EmotionClassifier()`, `emotion-onnx classify`, the server and the Lambda handler use when
