@@ -21,6 +21,15 @@ def _require(path: Path | None, what: str) -> Path:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory) -> Path:
+    """OpenVINO's compiled models go to a folder of this session (never the user's ~/.cache);
+    subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("compile-cache")
+    os.environ["EMOTION_ONNX_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def emotion_dir() -> Path:
     return _require(data.emotion_dir(), "the emotion dataset")

@@ -15,7 +15,7 @@ from .batching import canonical_width, plan_batches
 from .calibration import OUTPUT_FUNCTIONS, output_scores
 from .calibration import probabilities as calibrated_probabilities
 from .cpu import available_cpus
-from .engines import OnnxruntimeEngine, OpenvinoEngine, engine_available
+from .engines import OnnxruntimeEngine, OpenvinoEngine, compile_cache_dir, engine_available
 from .errors import ManifestError, ModelNotFoundError, first_line
 from .inputs import as_text_list, check_texts, is_positive_int
 from .integrity import verify_file
@@ -97,6 +97,7 @@ class EmotionClassifier:
         verify: bool = True,
         engine: str | None = None,
         batch_workers: int | None = None,
+        compile_cache: str | Path | bool | None = None,
     ):
         if path is None:
             path = default_model_dir()
@@ -126,7 +127,7 @@ class EmotionClassifier:
         if self.variant.engine == "openvino":
             self.engine = OpenvinoEngine(
                 model_path, weights_path, self.variant.ref.file, self.manifest.input_names, self._widths,
-                threads=intra_op_threads,
+                threads=intra_op_threads, cache_dir=compile_cache_dir(compile_cache),
             )  # fmt: skip
         else:
             self.engine = OnnxruntimeEngine(

@@ -9,6 +9,7 @@ the same graph, for whole batches side by side (emotion_onnx.parallel).
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +27,35 @@ def engine_available(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
+
+
+CACHE_ENV = "EMOTION_ONNX_CACHE_DIR"
+
+
+def compile_cache_dir(setting: str | Path | bool | None = None) -> Path | None:
+    """Where OpenVINO keeps the models it compiled, so that later loads import them instead of
+    compiling again (OpenVINO's CACHE_DIR). `setting`: a directory; False for no cache; None for
+    the default, $EMOTION_ONNX_CACHE_DIR ("off": no cache), else $XDG_CACHE_HOME/emotion-onnx, else
+    ~/.cache/emotion-onnx. The compiled models go under its `openvino/` folder. A directory that
+    cannot be created means no cache, not an error: the cache only saves time.
+
+    OpenVINO names each compiled model by a hash of the whole graph, weights included, and of the
+    compile settings, so a re-exported model never picks up another's compiled form."""
+    if setting is False:
+        return None
+    if setting is None or setting is True:
+        setting = os.environ.get(CACHE_ENV) or None
+        if setting is not None and setting.strip().lower() == "off":
+            return None
+        if setting is None:
+            xdg = os.environ.get("XDG_CACHE_HOME")
+            setting = Path(xdg) / "emotion-onnx" if xdg else Path.home() / ".cache" / "emotion-onnx"
+    folder = Path(setting).expanduser() / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
 
 
 class OnnxruntimeEngine:
@@ -81,7 +111,7 @@ class OpenvinoEngine:
     width_step = 4
 
     def __init__(self, path: Path, weights: Path | None, file: str, input_names: Sequence[str],
-                 outputs: dict[str, int], *, threads: int | None):  # fmt: skip
+                 outputs: dict[str, int], *, threads: int | None, cache_dir: Path | None = None):  # fmt: skip
         try:
             import openvino as ov
         except ImportError:
@@ -90,6 +120,7 @@ class OpenvinoEngine:
                 "(or load another variant)"
             ) from None
         self._core = ov.Core()
+        self.cache_dir = cache_dir
         try:
             self._model = self._core.read_model(str(path), str(weights) if weights is not None else None)
             self.compiled = self._compile({"INFERENCE_NUM_THREADS": threads or available_cpus(),
@@ -116,7 +147,10 @@ class OpenvinoEngine:
         self._outputs = list(outputs)
 
     def _compile(self, config: dict):
-        return self._core.compile_model(self._model, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+        config = {**config, "INFERENCE_PRECISION_HINT": "f32"}
+        if self.cache_dir is not None:
+            config["CACHE_DIR"] = str(self.cache_dir)
+        return self._core.compile_model(self._model, "CPU", config)
 
     @staticmethod
     def _infer(request, ports, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

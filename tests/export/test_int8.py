@@ -221,3 +221,70 @@ def test_per_token_gemm_on_a_single_matmul(tmp_path):
     exact = x @ w
     scale = np.abs(x).max(axis=1, keepdims=True) * np.abs(w).max() + 1e-30
     assert (np.abs(y - exact) / scale).max() < 0.05
+
+
+@pytest.mark.skipif(not engine_available("openvino"), reason="openvino is not installed")
+def test_openvino_compile_cache_gives_the_same_bits(both_int8, tmp_path, test_texts):
+    cache = tmp_path / "cache"
+    texts = test_texts[:40]
+    plain = EmotionClassifier(both_int8, variant="int8-openvino", compile_cache=False)
+    assert plain.engine.cache_dir is None
+    first = EmotionClassifier(both_int8, variant="int8-openvino", compile_cache=cache)
+    blobs = sorted((cache / "openvino").glob("*.blob"))
+    assert len(blobs) == 1, blobs  # the latency-mode compile
+    again = EmotionClassifier(both_int8, variant="int8-openvino", compile_cache=cache)
+    assert sorted((cache / "openvino").glob("*.blob")) == blobs  # imported, not compiled anew
+    for clf in (first, again):
+        np.testing.assert_array_equal(clf.logits(texts), plain.logits(texts))
+        np.testing.assert_array_equal(clf.logits(texts[:1]), plain.logits(texts[:1]))
+
+
+@pytest.mark.skipif(not engine_available("openvino"), reason="openvino is not installed")
+def test_openvino_compile_cache_never_serves_another_model(both_int8, tmp_path, test_texts):
+    """The same file path with other weights compiles anew: OpenVINO keys the cache by the graph's
+    content, not by its path."""
+    import shutil
+
+    from emotion_onnx.engines import OpenvinoEngine
+
+    m = manifest_io.load(both_int8)
+    v = m.variant("int8-openvino")
+    model_dir = tmp_path / "model"
+    shutil.copytree(both_int8, model_dir)
+    xml, weights = model_dir / v.ref.file, model_dir / v.weights.file
+    widths = {m.logits_output: len(m.labels), m.embedding_output: m.embedding_dim}
+    clf = EmotionClassifier(both_int8, variant="int8-openvino", compile_cache=False)
+    feeds = clf.encoder.pad(clf.encoder.encode(test_texts[:8]))
+
+    def logits(cache):
+        return OpenvinoEngine(xml, weights, v.ref.file, m.input_names, widths, threads=2, cache_dir=cache).run(feeds)[0]
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    original = logits(cache)
+    data = bytearray(weights.read_bytes())
+    for i in range(0, len(data), 61):  # the lowest bit of scattered bytes: every tensor moves a little
+        data[i] ^= 1
+    weights.write_bytes(bytes(data))
+    changed = logits(cache)
+    assert not np.array_equal(changed, original)
+    np.testing.assert_array_equal(changed, logits(None))
+    assert len(list(cache.glob("*.blob"))) == 2
+
+
+def test_compile_cache_dir_settings(tmp_path, monkeypatch):
+    from emotion_onnx.engines import CACHE_ENV, compile_cache_dir
+
+    assert compile_cache_dir(tmp_path / "here") == tmp_path / "here" / "openvino"
+    assert (tmp_path / "here" / "openvino").is_dir()
+    assert compile_cache_dir(False) is None
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert compile_cache_dir() is None
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env"))
+    assert compile_cache_dir() == tmp_path / "env" / "openvino"
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache_dir() == tmp_path / "xdg" / "emotion-onnx" / "openvino"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert compile_cache_dir(blocked) is None  # cannot be created: no cache, no error
