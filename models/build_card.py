@@ -50,6 +50,11 @@ def train_files(config: dict) -> list[str]:
     return config["train"] if isinstance(config["train"], list) else [config["train"]]
 
 
+def export_command(out: str, flags: str) -> str:
+    """`emotion-onnx export` of a run's checkpoint into its onnx/ folder."""
+    return f"emotion-onnx export {out}/checkpoint --out {out}/onnx {flags}".rstrip()
+
+
 def recipe_command(config: dict, export_flags: str = "") -> str:
     """The `emotion-onnx finetune` flags that differ from its defaults, as one command line; for a
     soup (models/soup.py), a loop over its members' seeds, the soup, and the export."""
@@ -57,7 +62,7 @@ def recipe_command(config: dict, export_flags: str = "") -> str:
         seeds, outs = config["seed"], config["soup_of"]
         pattern = {out[: -len(str(seed))] for out, seed in zip(outs, seeds) if out.endswith(str(seed))}
         member = {k: v for k, v in config.items() if k not in ("soup_of", "seed", "out")}
-        if len(pattern) == 1 and len(outs) == len(seeds):
+        if len(pattern) == 1:
             one = recipe_command({**member, "seed": "$s", "out": pattern.pop() + "$s"}).removesuffix(" --export")
             train = f"for s in {' '.join(map(str, seeds))}; do {one}; done"
         else:
@@ -66,10 +71,7 @@ def recipe_command(config: dict, export_flags: str = "") -> str:
                 for seed, out in zip(seeds, outs)
             )
         out = config["out"]
-        return (
-            f"{train} && python models/soup.py {' '.join(outs)} --out {out} && "
-            f"emotion-onnx export {out}/checkpoint --out {out}/onnx {export_flags}".rstrip()
-        )
+        return f"{train} && python models/soup.py {' '.join(outs)} --out {out} && {export_command(out, export_flags)}"
     from emotion_onnx_export.finetune import FinetuneConfig
 
     defaults = {f.name: f.default for f in fields(FinetuneConfig)}
@@ -84,8 +86,7 @@ def recipe_command(config: dict, export_flags: str = "") -> str:
             continue
         parts.append(f"--{flag.get(name, name).replace('_', '-')} {value}")
     if export_flags:  # exported apart, with flags that `finetune --export` does not take
-        out = config["out"]
-        return " ".join(parts) + f" && emotion-onnx export {out}/checkpoint --out {out}/onnx {export_flags}"
+        return " ".join(parts) + " && " + export_command(config["out"], export_flags)
     return " ".join(parts + ["--export"])
 
 
@@ -221,12 +222,10 @@ def card(
 
     pct = "{:.2%}".format
     kept = m.get("best_weights", "epoch")
-    if m["best_epoch"] is None:  # a soup: its best_weights says what it averaged
-        pass
-    elif kept == "epoch":
-        kept = f"the weights of epoch {m['best_epoch']}"
-    else:
-        kept = f"{kept} (best epoch {m['best_epoch']})"
+    if m["best_epoch"] is not None:  # a soup has none: its best_weights says what it averaged
+        kept = (
+            f"the weights of epoch {m['best_epoch']}" if kept == "epoch" else f"{kept} (best epoch {m['best_epoch']})"
+        )
     from emotion_onnx_export.bases import BASES_DIR
 
     base_file = (BASES_DIR / f"{name}.safetensors").relative_to(REPO)

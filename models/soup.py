@@ -84,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists() and not args.force:
         p.error(f"{args.out} exists (--force replaces it)")
 
-    import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -101,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(first)
     soup = average_states([load_file(r / "checkpoint" / "model.safetensors") for r in args.runs])
     model.load_state_dict({**model.state_dict(), **soup})
-    torch.set_grad_enabled(False)
 
     ids = {n: i for i, n in enumerate(labels)}
     scored = {}
