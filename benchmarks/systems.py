@@ -281,6 +281,8 @@ class OursSystem:
         from emotion_onnx import EmotionClassifier
 
         self.clf = EmotionClassifier(model_dir, variant=variant, intra_op_threads=threads, **options)
+        # shown beside the row's name, as for OpenVINO's own rows
+        self.precision = getattr(self.clf.engine, "precision", None)
 
     def batch(self, texts: list[str]) -> np.ndarray:
         return self.clf.logits(texts)

@@ -40,7 +40,8 @@ def quantize(fp32_onnx: Path, xml: Path, encoder, texts: list[str], subset_size:
         "scheme": "nncf-int8",
         "recipe": "nncf.quantize(model_type=TRANSFORMER), static activation scales",
         "calibration_texts": len(items),
-        "inference_precision": "f32 outside the int8 GEMMs (emotion_onnx.engines.OpenvinoEngine)",
+        "inference_precision": "outside the int8 GEMMs, bf16 on AVX512_BF16 without AMX, else f32 "
+        "(emotion_onnx.engines.inference_precision)",
         "nncf": _version("nncf"),
         "openvino": _version("openvino"),
     }

@@ -97,21 +97,53 @@ class OnnxruntimeEngine:
         return [lambda feeds, s=s: tuple(s.run(self.outputs, feeds)) for s in sessions]
 
 
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them; empty where there is no such file."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def inference_precision(flags: frozenset[str] | None = None) -> str:
+    """OpenVINO's precision for the ops outside the int8 GEMMs: bf16 on a CPU with AVX512_BF16 and
+    no AMX, f32 everywhere else.
+
+    With AVX512_BF16 alone, bf16 gives a text the same bits alone and in every batch (the runtime
+    pads each text to a width of its own, and the row count does not change the rounding), keeps
+    the gate's agreement, and runs faster. OpenVINO also defaults to bf16 on AMX, where it picks
+    its kernels by shape and a text's logits have moved with its padded width; that is not shown
+    to be batch-invariant, so f32 stays there, as on CPUs without native bf16."""
+    flags = cpu_flags() if flags is None else flags
+    return "bf16" if "avx512_bf16" in flags and not any(f.startswith("amx") for f in flags) else "f32"
+
+
+def openvino_width_step(hidden_size: int | None) -> int:
+    """The step that OpenVINO batches round a text's width up to. OpenVINO's CPU plugin prepares
+    its kernels for each new shape, which costs the same at any model width, while a padded token
+    costs work in proportion to the width squared: on the 384-wide embedded model, widths in
+    multiples of 4 are fastest; on the 768-wide full-size graph, padding nothing is
+    (benchmarks/width_step.py)."""
+    return 1 if hidden_size is not None and hidden_size >= 768 else 4
+
+
 class OpenvinoEngine:
     """OpenVINO on the CPU, in its latency mode, with the usable CPUs as threads (and, for batches
     side by side, a second compile in its throughput mode: one stream of one thread per worker).
 
-    The inference precision is pinned to f32 (the int8 GEMMs stay int8). OpenVINO's default on
-    CPUs with AMX is bf16 for everything else, and in bf16 a text's logits change with its padded
-    width, by whole logits for a few tokens of padding at some widths; in f32 they do not."""
+    The int8 GEMMs stay int8; the precision of everything else is `inference_precision()`."""
 
     name = "openvino"
-    # Widths rounded up to a multiple of 4: OpenVINO's CPU plugin prepares its kernels for each
-    # new shape, and on the embedded model smaller steps cost more than the padding they save.
-    width_step = 4
 
     def __init__(self, path: Path, weights: Path | None, file: str, input_names: Sequence[str],
-                 outputs: dict[str, int], *, threads: int | None, cache_dir: Path | None = None):  # fmt: skip
+                 outputs: dict[str, int], *, threads: int | None, cache_dir: Path | None = None,
+                 hidden_size: int | None = None):  # fmt: skip
+        self.precision = inference_precision()
+        self.width_step = openvino_width_step(hidden_size)
         try:
             import openvino as ov
         except ImportError:
@@ -147,7 +179,7 @@ class OpenvinoEngine:
         self._outputs = list(outputs)
 
     def _compile(self, config: dict):
-        config = {**config, "INFERENCE_PRECISION_HINT": "f32"}
+        config = {**config, "INFERENCE_PRECISION_HINT": self.precision}
         if self.cache_dir is not None:
             config["CACHE_DIR"] = str(self.cache_dir)
         return self._core.compile_model(self._model, "CPU", config)
