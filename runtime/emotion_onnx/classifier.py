@@ -128,7 +128,6 @@ class EmotionClassifier:
             self.engine = OpenvinoEngine(
                 model_path, weights_path, self.variant.ref.file, self.manifest.input_names, self._widths,
                 threads=intra_op_threads, cache_dir=compile_cache_dir(compile_cache),
-                hidden_size=self.manifest.embedding_dim,
             )  # fmt: skip
         else:
             self.engine = OnnxruntimeEngine(

@@ -122,15 +122,6 @@ def inference_precision(flags: frozenset[str] | None = None) -> str:
     return "bf16" if "avx512_bf16" in flags and not any(f.startswith("amx") for f in flags) else "f32"
 
 
-def openvino_width_step(hidden_size: int | None) -> int:
-    """The step that OpenVINO batches round a text's width up to. OpenVINO's CPU plugin prepares
-    its kernels for each new shape, which costs the same at any model width, while a padded token
-    costs work in proportion to the width squared: on the 384-wide embedded model, widths in
-    multiples of 4 are fastest; on the 768-wide full-size graph, padding nothing is
-    (benchmarks/width_step.py)."""
-    return 1 if hidden_size is not None and hidden_size >= 768 else 4
-
-
 class OpenvinoEngine:
     """OpenVINO on the CPU, in its latency mode, with the usable CPUs as threads (and, for batches
     side by side, a second compile in its throughput mode: one stream of one thread per worker).
@@ -138,12 +129,15 @@ class OpenvinoEngine:
     The int8 GEMMs stay int8; the precision of everything else is `inference_precision()`."""
 
     name = "openvino"
+    # Widths rounded up to a multiple of 4: OpenVINO's CPU plugin prepares its kernels, and keeps
+    # their memory, for each new shape. On the embedded model smaller steps cost more than the
+    # padding they save; on the full-size graph step 1 was no faster over a whole benchmark run
+    # and held far more memory.
+    width_step = 4
 
     def __init__(self, path: Path, weights: Path | None, file: str, input_names: Sequence[str],
-                 outputs: dict[str, int], *, threads: int | None, cache_dir: Path | None = None,
-                 hidden_size: int | None = None):  # fmt: skip
+                 outputs: dict[str, int], *, threads: int | None, cache_dir: Path | None = None):  # fmt: skip
         self.precision = inference_precision()
-        self.width_step = openvino_width_step(hidden_size)
         try:
             import openvino as ov
         except ImportError:

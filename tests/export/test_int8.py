@@ -51,7 +51,7 @@ def schemes(tmp_path_factory, checkpoints, validation_file, both_int8):
         dirs[scheme] = (_export(tmp_path_factory, checkpoints, validation_file, int8_scheme=scheme, **loose), "int8")
     if HAS_OPENVINO:
         dirs["openvino"] = (both_int8, "int8-openvino")
-    return {
+    clfs = {
         kind: (
             EmotionClassifier(d, variant=v, max_batch_tokens=100_000, max_batch_size=1000),
             EmotionClassifier(d, variant=v, max_batch_size=1),
@@ -60,6 +60,7 @@ def schemes(tmp_path_factory, checkpoints, validation_file, both_int8):
         )
         for kind, (d, v) in dirs.items()
     }
+    return clfs
 
 
 def test_manifest_marks_batch_invariance(both_int8):
@@ -270,6 +271,29 @@ def test_openvino_compile_cache_never_serves_another_model(both_int8, tmp_path, 
     assert not np.array_equal(changed, original)
     np.testing.assert_array_equal(changed, logits(None))
     assert len(list(cache.glob("*.blob"))) == 2
+
+
+def test_openvino_precision_rule(tmp_path):
+    from emotion_onnx.engines import cpu_flags, inference_precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_vnni avx512_bf16\n\n"
+                       "processor\t: 1\nflags\t\t: fpu avx512f avx512_vnni avx512_bf16\n")  # fmt: skip
+    assert cpu_flags(cpuinfo) == {"fpu", "avx512f", "avx512_vnni", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "absent") == frozenset()  # not Linux: no flags, so f32
+    assert inference_precision(cpu_flags(cpuinfo)) == "bf16"
+    assert inference_precision(frozenset({"avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"})) == "f32"
+    assert inference_precision(frozenset({"avx2", "fma"})) == inference_precision(frozenset()) == "f32"
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="the export-openvino extra is not installed")
+def test_openvino_engine_runs_at_the_precision_it_names(both_int8):
+    """The compiled model takes the engine's precision."""
+    from emotion_onnx.engines import inference_precision
+
+    clf = EmotionClassifier(both_int8, variant="int8-openvino", compile_cache=False)
+    assert clf.engine.precision == inference_precision()
+    assert clf.engine.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == clf.engine.precision
 
 
 def test_compile_cache_dir_settings(tmp_path, monkeypatch):
