@@ -368,7 +368,7 @@ def markdown(data: dict) -> str:
         if goals:
             who = goals.pop("system")
             lines += ["", f"Goals for our fastest int8 row ({who}): " + "; ".join(
-                f"{k} = {g['value']:.3g} (goal {g['goal']:g}: {_verdict(g)})"
+                f"{k} = {g['value']:.4g} (goal {g['goal']:g}: {_verdict(g)})"
                 for k, g in goals.items())]  # fmt: skip
         lines.append("")
     fp = data["footprint"]
