@@ -211,7 +211,7 @@ def _cases() -> list[Case]:
         # ------------------------------------------------------------ routes and methods
         Case("an unknown route", j({"inputs": "x"}), 404, "no route for /classify", route="/classify"),
         Case("GET /predict", b"", 405, "/predict takes POST, not GET", method="GET"),
-        Case("POST /healthz", j({"inputs": "x"}), 405, "/healthz takes GET, not POST", route="/healthz"),
+        Case("POST /healthz", j({"inputs": "x"}), 405, "/healthz takes GET, HEAD, not POST", route="/healthz"),
     ]
 
 

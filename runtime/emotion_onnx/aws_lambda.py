@@ -55,13 +55,15 @@ CLASSIFIER, LIMITS, LOAD_ERROR, LOAD_SECONDS = _load()
 
 
 # ---------------------------------------------------------------------------- events
+PROXY_KEYS = ("requestContext", "httpMethod", "rawPath", "routeKey")  # a direct invocation's body has none
+
+
 def _kind(event: Any) -> str:
-    if isinstance(event, dict) and "requestContext" in event:
-        if event.get("version") == "2.0":
-            return "v2"  # HTTP API and Function URLs
-        if "httpMethod" in event:
-            return "v1"
-    return "direct"
+    """ "v2" (HTTP API, Function URLs), "v1" (REST API) or "direct". An event shaped like a proxy
+    event is never taken for a direct call, even when parts of it are missing: those get a 400."""
+    if not isinstance(event, dict) or not any(k in event for k in PROXY_KEYS):
+        return "direct"
+    return "v2" if event.get("version") == "2.0" or "rawPath" in event else "v1"
 
 
 def _bad_event(message: str) -> RequestError:
@@ -85,10 +87,30 @@ def _http(event: dict, kind: str) -> tuple[str, str]:
 
 
 def _headers(event: dict) -> dict[str, str]:
+    """The event's headers, names lower-cased: `headers`, and for REST API events also
+    `multiValueHeaders` (values joined by ", ", as HTTP folds repeated headers), so that a header
+    given only there, Content-Encoding say, is honoured as the server honours it."""
+    out: dict[str, str] = {}
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        for k, values in multi.items():
+            if isinstance(k, str) and isinstance(values, list) and all(isinstance(v, str) for v in values):
+                out[k.lower()] = ", ".join(values)
     headers = event.get("headers")
-    if not isinstance(headers, dict):
-        return {}
-    return {k: v for k, v in headers.items() if isinstance(k, str) and isinstance(v, str)}
+    if isinstance(headers, dict):
+        out.update({k.lower(): v for k, v in headers.items() if isinstance(k, str) and isinstance(v, str)})
+    return out
+
+
+def _base64_flag(event: dict) -> bool:
+    """isBase64Encoded: a JSON boolean (API Gateway's), or the strings "true"/"false"; anything else
+    is a malformed event rather than a guess (the string "false" is not true)."""
+    value = event.get("isBase64Encoded", False)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise _bad_event("event: isBase64Encoded must be true or false")
 
 
 def _payload(event: dict, limits: Limits) -> Any:
@@ -97,7 +119,7 @@ def _payload(event: dict, limits: Limits) -> Any:
         raise _bad_event("event: its body is already a JSON value; API Gateway sends the body as a string")
     if raw is not None and not isinstance(raw, str):
         raise _bad_event("event: its body is not a string")
-    if raw and event.get("isBase64Encoded"):
+    if _base64_flag(event) and raw:
         try:
             raw = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):

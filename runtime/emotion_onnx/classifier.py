@@ -14,10 +14,10 @@ from . import manifest as manifest_io
 from .batching import canonical_width, plan_batches
 from .calibration import OUTPUT_FUNCTIONS, output_scores
 from .calibration import probabilities as calibrated_probabilities
-from .cpu import available_cpus
+from .cpu import thread_count
 from .engines import OnnxruntimeEngine, OpenvinoEngine, compile_cache_dir, engine_available
 from .errors import ManifestError, ModelNotFoundError, first_line
-from .inputs import as_text_list, check_texts, is_positive_int
+from .inputs import as_text_list, check_texts, check_top_k, first_bad, is_positive_int
 from .integrity import verify_file
 from .manifest import Manifest
 from .parallel import SideBySide
@@ -110,8 +110,8 @@ class EmotionClassifier:
             raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")
         if (max_batch_tokens is not None and max_batch_tokens < 1) or max_batch_size < 1:
             raise ValueError("max_batch_tokens and max_batch_size must be at least 1")
-        if batch_workers is not None and not is_positive_int(batch_workers):
-            raise ValueError(f"batch_workers must be a whole number of at least 1, got {batch_workers!r}")
+        intra_op_threads = thread_count(intra_op_threads, "intra_op_threads")
+        batch_workers = thread_count(batch_workers, "batch_workers") if batch_workers is not None else None
         self.manifest: Manifest = manifest_io.load(path)
         self.variant = choose_variant(self.manifest, variant, engine)
         model_path = self.manifest.path(self.variant.ref)
@@ -135,7 +135,7 @@ class EmotionClassifier:
                 spinning=spinning, providers=providers, optimized=self.variant.optimized,
             )  # fmt: skip
         # a job of several batches runs them side by side, one thread each (emotion_onnx.parallel)
-        workers = batch_workers or intra_op_threads or available_cpus()
+        workers = batch_workers or intra_op_threads
         self._side_by_side = SideBySide(self.engine.one_thread_runners, workers) if workers > 1 else None
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(self.manifest.embedding_dim)
         self.max_batch_size = max_batch_size
@@ -339,8 +339,7 @@ class EmotionClassifier:
             )
             all_in_order = bool(return_all_scores)
         k = 1 if legacy else top_k
-        if k is not None and not is_positive_int(k):
-            raise ValueError(f"top_k must be a positive int or None, got {k!r}")
+        check_top_k(k)
         if batch_size is not None and not is_positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         items, single = as_text_list(inputs)
@@ -371,8 +370,9 @@ class EmotionClassifier:
         "probabilities" and "embedding" when asked). With allow_none, a None item yields the
         same keys with null values instead of raising TypeError.
         """
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
+        if not is_positive_int(chunk_size):
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        check_top_k(top_k)
         calibration_mode(calibrated)  # refuse a bad value before reading anything
         iterator = iter(texts)
         offset = 0
@@ -395,7 +395,7 @@ class EmotionClassifier:
 
     def _chunk_records(self, chunk, offset, top_k, calibrated, return_probabilities, return_embedding, allow_none):
         """The records of one chunk; at a non-text item, the records before it, then TypeError."""
-        bad = next((i for i, t in enumerate(chunk) if not (isinstance(t, str) or allow_none and t is None)), None)
+        bad = first_bad(chunk, allow_none)
         if bad is not None:
             yield from self._chunk_records(
                 chunk[:bad], offset, top_k, calibrated, return_probabilities, return_embedding, allow_none

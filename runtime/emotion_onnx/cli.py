@@ -76,8 +76,7 @@ def _add_classify(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_classify(args: argparse.Namespace) -> int:
-    from .classifier import EmotionClassifier
-    from .textio import RecordWriter, open_input, open_output, read_records, stdin_binary
+    from .textio import check_keep, open_output, stdin_binary
 
     if args.texts and args.input:
         raise InputError("give texts as arguments or --input, not both")
@@ -88,8 +87,27 @@ def _run_classify(args: argparse.Namespace) -> int:
         raise InputError("--top-k must be at least 1")
     if args.chunk_size < 1:
         raise InputError("--chunk-size must be at least 1")
+    check_keep(args.keep)
     out_fmt = args.format or ("csv" if args.output and args.output.lower().endswith(".csv") else "jsonl")
-    out = open_output(args.output)  # a bad path fails before the model loads
+    stdin = None if args.texts or args.input not in (None, "-") else stdin_binary(sys.stdin)
+    # refused before the model loads and before anything is opened for writing: a bad path, or the input
+    out = open_output(args.output, args.input, stdin)
+    try:
+        _classify_into(out, out_fmt, args)
+    except InputError:  # a bad record: every record before it is kept, as documented
+        out.commit()
+        raise
+    except BaseException:  # anything else (a crash, ^C, a full disk): the previous file stays
+        out.discard()
+        raise
+    out.commit()
+    return 0
+
+
+def _classify_into(out, out_fmt: str, args: argparse.Namespace) -> None:
+    from .classifier import EmotionClassifier
+    from .textio import RecordWriter, open_input, read_records, stdin_binary
+
     raw = None
     try:
         clf = EmotionClassifier(
@@ -124,13 +142,9 @@ def _run_classify(args: argparse.Namespace) -> int:
             for index, record in enumerate(records):
                 writer.write({"index": index, **kept.popleft(), **record})
                 bar.update(1)
-        out.flush()
     finally:
-        if out is not sys.stdout:
-            out.close()
         if raw is not None and raw is not sys.stdin.buffer:
             raw.close()
-    return 0
 
 
 def _has_module(name: str) -> bool:

@@ -64,3 +64,16 @@ def available_cpus(cgroup_root: str | Path = "/sys/fs/cgroup") -> int:
     if quota is not None:
         count = min(count, max(1, math.ceil(quota)))
     return max(1, count)
+
+
+def thread_count(requested: object, what: str = "intra_op_threads") -> int:
+    """The threads to run with: the usable CPUs when `requested` is None, else `requested` capped at
+    them. More threads than CPUs only add memory (each thread holds its own buffers) and contention,
+    so a number meant for a bigger machine is capped rather than honoured. Not a whole number of at
+    least 1: ValueError naming `what`."""
+    usable = available_cpus()
+    if requested is None:
+        return usable
+    if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
+        raise ValueError(f"{what} must be a whole number of at least 1, got {requested!r}")
+    return min(requested, usable)

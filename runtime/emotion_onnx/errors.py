@@ -27,3 +27,7 @@ class IntegrityError(ManifestError):
 
 class InputError(EmotionOnnxError, ValueError):
     """User input (a file, a column, a field) cannot be read as texts."""
+
+
+class OutputError(EmotionOnnxError, OSError):
+    """The output cannot be written (a full disk, an I/O error, a closed pipe's sibling errors)."""

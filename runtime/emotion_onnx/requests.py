@@ -22,6 +22,7 @@ environment variables for both adapters, and by `emotion-onnx serve` flags for t
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -90,10 +91,24 @@ class Limits:
         limits.check()
         return limits
 
+    MAXIMUM = 1 << 30  # any limit above this is a typo, not a policy
+
     def check(self) -> None:
         for f in fields(self):
-            if getattr(self, f.name) < 1:
-                raise ValueError(f"{f.name} must be at least 1, got {getattr(self, f.name)}")
+            check_range(f.name, getattr(self, f.name), 1, self.MAXIMUM)
+
+
+def check_range(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
+    """ValueError naming `name` unless `value` is a finite number in [low, high] ((low, high] with
+    `open_low`). NaN and infinities never pass, whatever the range."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value > high or value < low or (open_low and value == low):
+        bound = f"above {_plain(low)}" if open_low else f"at least {_plain(low)}"
+        raise ValueError(f"{name} must be a finite number {bound} and at most {_plain(high)}, got {value!r}")
+
+
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 # ---------------------------------------------------------------------------- parsed requests
@@ -122,14 +137,14 @@ def route_of(path: str, method: str, routes: Sequence[str] = (*ROUTES, "/healthz
     route = next((r for r in routes if stripped.endswith(r)), "/predict" if stripped == "" else None)
     if route is None:
         raise not_found(path, routes)
-    wanted = "GET" if route == "/healthz" else "POST"
-    if method.upper() != wanted:
-        raise method_not_allowed(route, method, wanted)
+    wanted = ("GET", "HEAD") if route == "/healthz" else ("POST",)
+    if method.upper() not in wanted:
+        raise method_not_allowed(route, method, ", ".join(wanted))
     return route
 
 
 def not_found(path: str, routes: Sequence[str] = (*ROUTES, "/healthz")) -> RequestError:
-    return RequestError("not_found", f"no route for {path}; use {', '.join(routes)}")
+    return RequestError("not_found", f"no route for {quote(path, 80)[1:-1]}; use {', '.join(routes)}")
 
 
 def method_not_allowed(route: str, method: str, allowed: str = "POST") -> RequestError:
@@ -222,6 +237,18 @@ def decode_json(raw: bytes | str | None, headers: Mapping[str, str] | None = Non
         raise RequestError("bad_body", f"the request body nests deeper than {JSON_MAX_DEPTH} levels") from None
 
 
+QUOTE_CHARS = 40  # an error quotes at most this much of what the client sent
+
+
+def quote(value: Any, limit: int = QUOTE_CHARS) -> str:
+    """`value` as JSON for an error message, cut to `limit` characters so that a huge value is
+    never echoed back whole."""
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) or len(value) <= limit else None
+    if text is None:
+        text = json.dumps(value[:limit], ensure_ascii=False)[:-1] + '..."'
+    return text if len(text) <= limit + 5 else text[:limit] + "..."
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
@@ -248,7 +275,9 @@ def _kind(value: Any) -> str:
 def _unknown(obj: dict, allowed: Sequence[str], where: str) -> None:
     extra = sorted(set(obj) - set(allowed))
     if extra:
-        raise _invalid(f"unknown {where} {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}")
+        names = [repr(k if len(k) <= QUOTE_CHARS else k[:QUOTE_CHARS] + "...") for k in extra[:5]]
+        shown = ", ".join(names) + (", ..." if len(extra) > 5 else "")
+        raise _invalid(f"unknown {where} {shown}; allowed: {', '.join(allowed)}")
 
 
 def _texts(payload: Any, limits: Limits) -> tuple[list[str], bool]:
@@ -293,18 +322,16 @@ def parse_predict(payload: Any, limits: Limits, labels: int | None = None) -> Pr
     _unknown(params, ("top_k", "function_to_apply", "calibrated"), "parameter(s)")
     top_k = params.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-        raise _invalid(f"parameters.top_k must be a positive integer or null, got {json.dumps(top_k)}")
+        raise _invalid(f"parameters.top_k must be a positive integer or null, got {quote(top_k)}")
     if top_k is not None and labels is not None:
         top_k = min(top_k, labels)  # as the pipeline: asking for more labels than exist gives them all
     function = params.get("function_to_apply", "softmax")
     function = function.lower() if isinstance(function, str) else function  # as the pipeline, any case
     if function not in ("softmax", "sigmoid", "none"):
-        raise _invalid(
-            f'parameters.function_to_apply must be "softmax", "sigmoid" or "none", got {json.dumps(function)}'
-        )
+        raise _invalid(f'parameters.function_to_apply must be "softmax", "sigmoid" or "none", got {quote(function)}')
     calibrated = params.get("calibrated", True)
     if not any(calibrated is v or (isinstance(v, str) and calibrated == v) for v in CALIBRATED_VALUES):
-        raise _invalid(f'parameters.calibrated must be true, false or "temperature", got {json.dumps(calibrated)}')
+        raise _invalid(f'parameters.calibrated must be true, false or "temperature", got {quote(calibrated)}')
     return PredictRequest(texts, single, top_k, function, calibrated)
 
 
@@ -330,7 +357,7 @@ def parse_embed(payload: Any, limits: Limits) -> EmbedRequest:
     direction = params.get("truncation_direction")
     if direction is not None and (not isinstance(direction, str) or direction.lower() != "right"):
         raise _invalid(f'parameters.truncation_direction must be "right" (the model keeps the start of a text), '
-                       f"got {json.dumps(direction)}")  # fmt: skip
+                       f"got {quote(direction)}")  # fmt: skip
     if params.get("prompt_name") is not None:
         raise _invalid("parameters.prompt_name must be null: this model has no prompts")
     normalize = params.get("normalize")

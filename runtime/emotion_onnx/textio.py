@@ -6,21 +6,42 @@ JSON null. Nothing is skipped, so output index i always belongs to input record 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import stat
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from .errors import InputError
+from .errors import InputError, OutputError
 
 Row = tuple[Any, dict[str, Any]]
 
 
+MAX_LINE_BYTES = 16 << 20  # one record; the model reads a few thousand characters of it at most
+
+
+def _raw_lines(raw: BinaryIO, name: str) -> Iterator[bytes]:
+    """The lines of `raw`, each at most MAX_LINE_BYTES (a longer one, /dev/zero say, is an error
+    rather than unbounded memory)."""
+    lineno = 0
+    while True:
+        line = raw.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise InputError(f"{name}:{lineno}: the line is longer than {MAX_LINE_BYTES >> 20} MiB")
+        yield line
+
+
 def _decoded_lines(raw: BinaryIO, name: str, errors: str) -> Iterator[tuple[int, str]]:
-    for lineno, line in enumerate(raw, 1):
+    for lineno, line in enumerate(_raw_lines(raw, name), 1):
         try:
             text = line.decode("utf-8", errors=errors)
         except UnicodeDecodeError as exc:
@@ -48,9 +69,10 @@ def read_jsonl(raw: BinaryIO, name: str, errors: str, field: str, keep: Sequence
         if not text.strip():
             raise InputError(f"{name}:{lineno}: empty line; every JSONL line must be an object")
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
         except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-            raise InputError(f"{name}:{lineno}: invalid JSON ({getattr(exc, 'msg', type(exc).__name__)})") from None
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
+            raise InputError(f"{name}:{lineno}: invalid JSON ({why[:200]})") from None
         if not isinstance(obj, dict):
             raise InputError(f"{name}:{lineno}: expected a JSON object, got {type(obj).__name__}")
         if field not in obj:
@@ -61,12 +83,39 @@ def read_jsonl(raw: BinaryIO, name: str, errors: str, field: str, keep: Sequence
         missing = [k for k in keep if k not in obj]
         if missing:
             raise InputError(f"{name}:{lineno}: no field {missing[0]!r} to keep (fields: {', '.join(obj)})")
-        yield value, {k: obj[k] for k in keep}
+        kept = {k: obj[k] for k in keep}
+        try:
+            json.dumps([value, kept], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            where = field if value is not None and _has_surrogate(value) else "a kept field"
+            code = ord(exc.object[exc.start])
+            message = f"{where} holds a lone surrogate (\\u{code:04x}), which is not text"
+            raise InputError(f"{name}:{lineno}: {message}") from None
+        yield value, kept
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {literal[:20]} is too large for a float")
+    return value
 
 
 def read_csv(raw: BinaryIO, name: str, errors: str, column: str, keep: Sequence[str] = ()) -> Iterator[Row]:
     lines = (text for _, text in _decoded_lines(raw, name, errors))
-    reader = csv.reader(lines)
+    reader = _csv_rows(csv.reader(lines), name)
     header = next(reader, None)
     if header is None:
         return
@@ -75,10 +124,37 @@ def read_csv(raw: BinaryIO, name: str, errors: str, column: str, keep: Sequence[
             raise InputError(f"{name}: no column {wanted!r} (columns: {', '.join(header)})")
     col = header.index(column)
     kept = [(k, header.index(k)) for k in keep]
-    for row in reader:
+    for line_num, row in reader:
         if len(row) != len(header):
-            raise InputError(f"{name}:{reader.line_num}: row has {len(row)} fields, the header {len(header)}")
+            raise InputError(f"{name}:{line_num}: row has {len(row)} fields, the header {len(header)}")
         yield row[col], {k: row[i] for k, i in kept}
+
+
+def _csv_rows(reader, name: str) -> Iterator:
+    """The header, then (line number, row) pairs; the csv module's errors (a bare CR line ending, a
+    field over its size limit) as one line naming the line."""
+    with _field_limit(MAX_LINE_BYTES):
+        first = True
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                hint = "; use LF or CRLF line endings" if "new-line character" in str(exc) else ""
+                what = str(exc).split(" - ")[0]
+                raise InputError(f"{name}:{max(reader.line_num, 1)}: not valid CSV ({what}{hint})") from None
+            yield row if first else (reader.line_num, row)
+            first = False
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int):
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def open_input(path: str, stdin: BinaryIO) -> tuple[BinaryIO, str, str]:
@@ -98,19 +174,115 @@ def open_input(path: str, stdin: BinaryIO) -> tuple[BinaryIO, str, str]:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def open_output(path: str | None) -> TextIO:
-    """stdout, or a new file at `path`, with one-line errors for a missing folder or a directory."""
+class Output:
+    """Where the records go. A regular file (new or existing) is written to a temporary file beside
+    it and renamed into place by `commit`, so an interrupted or failed run never leaves a half-written
+    or empty file where a good one was; `discard` removes the temporary file. stdout, a device
+    (/dev/null) or a pipe is written directly. A write that fails (a full disk, an I/O error) is an
+    OutputError naming the path, never a traceback."""
+
+    def __init__(self, path: str | None):
+        self.name = path or "<stdout>"
+        self._target: Path | None = None
+        self._tmp: Path | None = None
+        if not path:
+            self._fh: TextIO = sys.stdout
+            return
+        target = Path(os.path.realpath(path))  # through a link: the file it names is replaced, not the link
+        if target.exists() and not target.is_file():  # a device or a pipe: written as it is
+            self._fh = self._open(Path(path))
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        self._target, self._tmp = target, Path(tmp)
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+        os.fchmod(fd, mode)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def _open(self, path: Path) -> TextIO:
+        try:
+            return open(path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.name}: {exc.strerror}") from None
+
+    def write(self, text: str) -> None:
+        try:
+            self._fh.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.name}: {exc.strerror}") from None
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.name}: {exc.strerror}") from None
+
+    def commit(self) -> None:
+        """Everything written reaches the target (for a file: renamed into place)."""
+        self.flush()
+        if self._fh is sys.stdout:
+            return
+        try:
+            if self._tmp is not None:
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.name}: {exc.strerror}") from None
+        if self._tmp is not None:
+            os.replace(self._tmp, self._target)
+            self._tmp = None
+
+    def discard(self) -> None:
+        """Nothing reaches a file target: the temporary file is removed and the target left as it was."""
+        if self._fh is not sys.stdout:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            self._tmp = None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def open_output(path: str | None, source: str | None = None, stdin: BinaryIO | None = None) -> Output:
+    """The output for `path` (None: stdout), with one-line errors for a missing folder, a directory,
+    and an output that is the input: the same path, a link to it, or the same file (inode) as the
+    input file `source` or as stdin. That is refused before anything is opened for writing."""
     if not path:
-        return sys.stdout
+        return Output(None)
     p = Path(path)
     if p.is_dir():
         raise InputError(f"output {path} is a directory; give a file name")
     if not p.parent.is_dir():
         raise InputError(f"cannot write {path}: the folder {p.parent} does not exist")
+    if p.exists() and _same_file(p, source, stdin):
+        raise InputError(f"output {path} is the input file; write to another file (the input would be lost)")
     try:
-        return open(p, "w", encoding="utf-8", newline="")
+        return Output(path)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _same_file(out: Path, source: str | None, stdin: BinaryIO | None) -> bool:
+    try:
+        target = out.stat()
+        if source and source != "-":
+            return os.path.samefile(out, source)
+        if stdin is not None and stdin.fileno() >= 0:
+            info = os.fstat(stdin.fileno())
+            return stat.S_ISREG(target.st_mode) and (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return False
 
 
 def read_records(
@@ -123,6 +295,26 @@ def read_records(
     if keep:
         raise InputError(f"--keep copies fields of a JSONL or CSV input; {name} is plain text")
     return read_lines(raw, name, errors)
+
+
+# the fields every output record has or may have: a kept field of the same name would hide one of them
+OUTPUT_FIELDS = ("index", "label", "score", "top_k", "probabilities", "embedding")
+
+
+def check_keep(keep: Sequence[str]) -> None:
+    """Refuse kept field names that clash with an output field (or a CSV column derived from one)
+    or repeat, since either would silently overwrite a value or duplicate a column."""
+    seen = set()
+    for name in keep:
+        derived = name.startswith(("label_", "score_", "p_"))
+        if name in OUTPUT_FIELDS or derived:
+            raise InputError(
+                f"--keep {name}: the output already has a field or column of that name "
+                f"({', '.join(OUTPUT_FIELDS)}, label_N, score_N, p_LABEL); rename it in the input"
+            )
+        if name in seen:
+            raise InputError(f"--keep names {name} twice")
+        seen.add(name)
 
 
 class RecordWriter:
@@ -155,7 +347,7 @@ class RecordWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         if self._csv is None:
-            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
             return
         row = [record["index"], *(record[k] for k in self.keep), record["label"], record["score"]]
         if min(self.top_k, len(self.labels)) > 1:

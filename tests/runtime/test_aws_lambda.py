@@ -213,7 +213,18 @@ def _malformed_events():
     no_type = http_api_v2(json.dumps({"inputs": "hello"}))
     no_type["headers"] = {}
     many = http_api_v2(json.dumps({"inputs": ["x"] * 257}))
+    v2_no_context = {k: v for k, v in good.items() if k != "requestContext"}
+    v1 = apigw_v1(json.dumps({"inputs": "hello"}))
+    b64_false_string = {**v1, "isBase64Encoded": "false"}
+    b64_true_string = {**apigw_v1(json.dumps({"inputs": "hello"}), base64_body=True), "isBase64Encoded": "true"}
+    b64_number = {**v1, "isBase64Encoded": 1}
+    gzip_multi = {**v1, "multiValueHeaders": {"Content-Type": ["application/json"], "Content-Encoding": ["gzip"]}}
     return [
+        ("v2 without requestContext", v2_no_context, 400, "no HTTP method"),
+        ('isBase64Encoded "false"', b64_false_string, 200, ""),
+        ('isBase64Encoded "true"', b64_true_string, 200, ""),
+        ("isBase64Encoded a number", b64_number, 400, "isBase64Encoded must be true or false"),
+        ("gzip in multiValueHeaders only", gzip_multi, 415, "Content-Encoding gzip"),
         ("None event", None, 422, "must be a JSON object"),
         ("a list event", ["hello"], 422, "must be a JSON object"),
         ("requestContext None", no_context, 400, "no HTTP method"),

@@ -287,3 +287,36 @@ def test_no_path_and_no_embedded_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(classifier, "default_model_dir", lambda: tmp_path / "absent")
     with pytest.raises(ModelNotFoundError, match="embedded default model is missing"):
         EmotionClassifier()
+
+
+# ---------------------------------------------------------------------------- the same rules for stream()
+@pytest.mark.parametrize("top_k", [-1, 0, True, 1.5, "2"])
+def test_stream_refuses_the_top_k_that_call_refuses(clf, top_k):
+    for run in (lambda: clf("x", top_k=top_k), lambda: list(clf.stream(["x"], top_k=top_k))):
+        with pytest.raises(ValueError, match="top_k must be a positive int or None"):
+            run()
+
+
+@pytest.mark.parametrize("chunk_size", [0, -3, 1.5, True, "8"])
+def test_stream_refuses_a_bad_chunk_size(clf, chunk_size):
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        list(clf.stream(["x"], chunk_size=chunk_size))
+
+
+def test_a_lone_surrogate_is_named_and_the_records_before_it_kept(clf):
+    with pytest.raises(ValueError, match=r"index 0 holds a lone surrogate \(\\ud800\)"):
+        clf("a\ud800")
+    records, stream = [], clf.stream(["i am thrilled", "i am furious", "b\udfff", "fine"], chunk_size=8)
+    with pytest.raises(ValueError, match="index 2 holds a lone surrogate"):
+        for record in stream:
+            records.append(record)
+    assert len(records) == 2
+
+
+def test_threads_beyond_the_cpus_are_capped(tiny_model):
+    from emotion_onnx.cpu import available_cpus
+
+    capped = EmotionClassifier(tiny_model, intra_op_threads=100_000, batch_workers=100_000)
+    assert capped.engine.session.get_session_options().intra_op_num_threads == available_cpus()
+    with pytest.raises(ValueError, match="intra_op_threads must be a whole number"):
+        EmotionClassifier(tiny_model, intra_op_threads=0)

@@ -38,9 +38,9 @@ def test_threads_follow_affinity_not_host_count(tiny_model):
 
 
 def test_session_overrides(tiny_model):
-    clf = EmotionClassifier(tiny_model, intra_op_threads=3, spinning=False, providers=["CPUExecutionProvider"])
+    clf = EmotionClassifier(tiny_model, intra_op_threads=1, spinning=False, providers=["CPUExecutionProvider"])
     opts = clf.session.get_session_options()
-    assert opts.intra_op_num_threads == 3
+    assert opts.intra_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert clf.session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="not available"):

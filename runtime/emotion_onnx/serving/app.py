@@ -27,7 +27,7 @@ from ..requests import RequestError, decode_json, method_not_allowed, not_found,
 from ..responses import body as response_body
 from ..responses import encode
 from .batcher import MicroBatcher, QueueFullError, ShuttingDownError
-from .guard import Guard
+from .guard import Guard, allowed_methods, open_route
 from .metrics import ServerMetrics
 from .schemas import EmbedResponse, ErrorBody, PredictResponse, request_models
 from .settings import ServerSettings
@@ -200,8 +200,8 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         if exc.status_code == 404:
             return _error(404, str(not_found(request.url.path)))
         if exc.status_code == 405:
-            wanted = "GET" if request.url.path.rstrip("/") in ("/healthz", "/readyz", "/metrics") else "POST"
-            err = method_not_allowed(request.url.path.rstrip("/") or "/", request.method, wanted)
+            wanted = ", ".join(allowed_methods(app.router.routes, request.scope))
+            err = method_not_allowed(request.url.path, request.method, wanted)
             return _error(405, str(err), err.headers)
         return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
@@ -240,11 +240,13 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         import swagger_ui_bundle
 
         app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+        open_route(app.routes[-1].app)  # Swagger UI's static files
         docs_assets = True
     except ImportError:  # the serve extra installs it; without it /docs says so instead of going blank
         docs_assets = False
 
     @app.get("/docs", include_in_schema=False)
+    @open_route
     async def docs():
         if not docs_assets:
             return _error(
@@ -259,14 +261,17 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         )
 
     @app.get("/", include_in_schema=False)
+    @open_route
     async def page():
         return FileResponse(PAGE, media_type="text/html")
 
     @app.get("/healthz", summary="Liveness")
+    @open_route
     async def healthz() -> dict:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Readiness: is the model loaded?", responses={503: {"model": ErrorBody}})
+    @open_route
     async def readyz():
         if service.ready and not service.draining:
             clf = service.clf
@@ -280,6 +285,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         return _error(err.status, str(err), err.headers)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @open_route
     async def prometheus():
         return Response(metrics.render(), media_type=metrics.content_type)
 
@@ -295,6 +301,9 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         return app.openapi_schema
 
     app.openapi = openapi
+    for route in app.routes:  # FastAPI's own schema route
+        if getattr(route, "path", None) == app.openapi_url:
+            open_route(route.endpoint)
     guard = Guard(
         app,
         max_body_bytes=settings.limits.max_body_bytes,

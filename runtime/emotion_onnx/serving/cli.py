@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="HTTP server with dynamic micro-batching (serve extra)",
         description="Serve the model over HTTP: POST /predict and /embed (Hugging Face Inference API JSON), "
         "GET /healthz, /readyz, /metrics (Prometheus) and /docs. Binds to 127.0.0.1 unless told otherwise. "
-        f"If {TOKEN_ENV} is set, /predict and /embed need 'Authorization: Bearer <token>'. "
+        f"If {TOKEN_ENV} is set, every route but the probes, /metrics, the page and the docs needs "
+        "'Authorization: Bearer <token>'. "
         "On SIGTERM it stops accepting connections and answers every accepted request before exiting.",
     )
     p.add_argument("--model", help="model directory (default: the embedded model)")
@@ -59,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--header-timeout", type=float, default=d.header_timeout_s, help="seconds for a request's headers (408)"
     )
     p.add_argument("--body-timeout", type=float, default=d.body_timeout_s, help="seconds for a request's body (408)")
+    p.add_argument(
+        "--send-timeout",
+        type=float,
+        default=d.send_timeout_s,
+        help="seconds a client may leave its answer unread before the connection is cut",
+    )
     p.add_argument("--grace", type=float, default=d.grace_s, help="seconds to answer accepted requests after SIGTERM")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         max_header_bytes=args.max_header_bytes,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
+        send_timeout_s=args.send_timeout,
         grace_s=args.grace,
     )
     app = create_app(settings)
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         access_log=args.log_level in ("info", "debug"),
         timeout_graceful_shutdown=settings.grace_s,
         lifespan="on",
-        http=protocol_class(settings.max_header_bytes, settings.header_timeout_s),
+        http=protocol_class(settings.max_header_bytes, settings.header_timeout_s, settings.send_timeout_s),
     )
     server_class(uvicorn.Server)(config, app.service, settings.grace_s).run()
     return 0

@@ -1,6 +1,11 @@
 """Pure-ASGI front door: bearer-token auth, the body-size cap before parsing, a deadline for the
 body to arrive, refusals while shutting down, per-request metrics.
 
+Auth is decided by the router itself: a request is let through without the token only when it
+fully matches a route that is marked open (`open_route`: the probes, /metrics, the page, the docs).
+Every other request, whatever its spelling ("/predict/", "/predict%2F", "/"), an unknown path
+included, needs the token, so a route added later is guarded until someone opens it on purpose.
+
 Every refusal is a JSON body; nothing here ever answers with a stack trace.
 """
 
@@ -21,7 +26,58 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PROTECTED = ("/predict", "/embed")
+CLIENT_CLOSED = 499
+OPEN_ATTRIBUTE = "emotion_onnx_open"  # set on an endpoint that answers without the token
+
+
+def open_route(endpoint):
+    """Mark an endpoint as answering without the bearer token (it must not run the model)."""
+    setattr(endpoint, OPEN_ATTRIBUTE, True)
+    return endpoint
+
+
+def is_open(routes, scope: Scope) -> bool:
+    """Whether the route that routing picks for `scope` is marked open. Starlette takes the first
+    route that fully matches; a path that only partly matches (a wrong method) or matches nothing
+    is not open."""
+    from starlette.routing import Match, Mount
+
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            endpoint = route.app if isinstance(route, Mount) else getattr(route, "endpoint", None)
+            return bool(getattr(endpoint, OPEN_ATTRIBUTE, False))
+    return False
+
+
+def _matches_get(routes, scope: Scope) -> bool:
+    from starlette.routing import Match
+
+    get = {**scope, "method": "GET"}
+    return any(route.matches(get)[0] == Match.FULL for route in routes)
+
+
+def _headers_only(send: Send) -> Send:
+    async def without_body(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return without_body
+
+
+def allowed_methods(routes, scope: Scope) -> list[str]:
+    """The methods of the routes whose path matches `scope` (for a 405's Allow header), HEAD
+    beside every GET, as the front door answers it."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in routes:
+        if route.matches(scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
@@ -45,6 +101,7 @@ class Guard:
         retry_after_s: int = 1,
     ):
         self.app = app
+        self.routes = app.router.routes
         self.max_body_bytes = max_body_bytes
         self.token = api_token.encode() if api_token else None
         self.metrics = metrics
@@ -57,7 +114,9 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = {"code": 500}
+        # A request that ends with no response sent was left by its client (nginx's 499); only an
+        # exception is the server's own failure (500), so no client can inflate the 5xx rate.
+        status = {"code": CLIENT_CLOSED}
 
         async def tracking_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -66,16 +125,22 @@ class Guard:
 
         try:
             await self._handle(scope, receive, tracking_send)
+        except Exception:
+            if status["code"] == CLIENT_CLOSED:
+                status["code"] = 500
+            raise
         finally:
             self.metrics.observe_request(scope["path"], status["code"], time.perf_counter() - started)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is not None and scope["path"] in PROTECTED and not self._authorised(scope):
+        if scope["method"] == "HEAD" and _matches_get(self.routes, scope):  # HEAD is GET without the body
+            scope, send = {**scope, "method": "GET"}, _headers_only(send)
+        if self.token is not None and not is_open(self.routes, scope) and not self._authorised(scope):
             await send_json(
                 send,
                 401,
                 {"error": "missing or wrong bearer token"},
-                {"WWW-Authenticate": 'Bearer realm="emotion-onnx"'},
+                {"WWW-Authenticate": 'Bearer realm="emotion-onnx"', "Connection": "close"},
             )
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -86,8 +151,8 @@ class Guard:
             await send_json(send, 503, {"error": "the server is shutting down; retry on another instance"}, headers)
             return
         declared = self._content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await send_json(send, 413, body_too_large(declared, self.max_body_bytes).body())
+        if declared is not None and declared > self.max_body_bytes:  # the body is never read: close
+            await send_json(send, 413, body_too_large(declared, self.max_body_bytes).body(), {"Connection": "close"})
             return
         chunks, size = [], 0
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
@@ -103,7 +168,7 @@ class Guard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await send_json(send, 413, body_too_large(None, self.max_body_bytes).body())
+                await send_json(send, 413, body_too_large(None, self.max_body_bytes).body(), {"Connection": "close"})
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -7,8 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..cpu import thread_count
 from ..errors import InputError
-from ..requests import Limits
+from ..requests import Limits, check_range
 
 TOKEN_ENV = "EMOTION_ONNX_API_TOKEN"
 
@@ -43,6 +44,7 @@ class ServerSettings:
     max_header_bytes: int = 65_536  # a request's headers over this get 431
     header_timeout_s: float = 10.0  # headers must arrive within this (else 408); idle connections close
     body_timeout_s: float = 30.0  # the body must arrive within this (else 408)
+    send_timeout_s: float = 30.0  # a client that leaves its answer unread this long is cut off
     grace_s: float = 60.0  # SIGTERM: accepted requests are answered within this, the rest get 503
 
     @classmethod
@@ -51,13 +53,23 @@ class ServerSettings:
         environment; `limits` overrides (from command-line flags) win over the variables."""
         return cls(api_token=api_token_from_env(), limits=Limits.from_env(**(limits or {})), **kwargs)
 
+    # (low, high, low excluded): every numeric knob must be finite and within its range, so that a
+    # NaN, an infinity or an absurd value is refused at start instead of hanging or starving the server
+    RANGES = {
+        "batch_tokens": (1, 1 << 20, False),
+        "max_queue_tokens": (1, 1 << 26, False),
+        "retry_after_s": (1, 3600, False),
+        "max_header_bytes": (1, 1 << 20, False),
+        "max_wait_ms": (0.0, 1000.0, False),
+        "header_timeout_s": (0.0, 3600.0, True),
+        "body_timeout_s": (0.0, 3600.0, True),
+        "send_timeout_s": (0.0, 3600.0, True),
+        "grace_s": (0.0, 3600.0, True),
+    }
+
     def check(self) -> None:
         self.limits.check()
-        for name in ("batch_tokens", "max_queue_tokens", "retry_after_s", "max_header_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
-        for name in ("header_timeout_s", "body_timeout_s", "grace_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name, (low, high, open_low) in self.RANGES.items():
+            check_range(name, getattr(self, name), low, high, open_low)
+        if self.threads is not None:
+            thread_count(self.threads, "threads")

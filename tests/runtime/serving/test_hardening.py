@@ -166,3 +166,95 @@ def test_a_small_request_is_not_stuck_behind_a_huge_one(emotion_dir):
     expected = EmotionClassifier()("i am so happy today", top_k=None)
     assert [r["label"] for r in small.json()[0]] == [r["label"] for r in expected]
     print(f"short request answered in {finished['small'] - t0:.2f} s; huge one ended {finished['big'] - t0:.2f} s")
+
+
+# ---------------------------------------------------------------------------- the HTTP protocol layer
+GOOD = (
+    b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"inputs":"hi"}'
+)
+
+
+def _responses(raw: bytes) -> list[int]:
+    return [int(part[:3]) for part in raw.split(b"HTTP/1.1 ")[1:] if part[:3].isdigit()]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+    ],
+    ids=["content-length-and-chunked", "bad-chunk-size", "not-http"],
+)
+def test_protocol_refusals_are_json(strict, bad):
+    raw = raw_exchange(strict.port, bad)
+    status, body = status_and_json(raw)
+    assert status == 400 and body["error"].startswith("the request is not valid HTTP/1.1")
+    assert b"content-type: application/json" in raw.lower()
+
+
+def test_pipelined_requests_after_a_bad_one_are_answered_or_the_connection_closes(strict):
+    bad_json = b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{"inp'
+    assert _responses(raw_exchange(strict.port, bad_json + GOOD)) == [400, 200]
+    unknown = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _responses(raw_exchange(strict.port, unknown + GOOD)) == [404, 200]
+    # a body that is never read: the answer says so and closes, rather than leave GOOD unanswered
+    too_big = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
+    started = time.monotonic()
+    raw = raw_exchange(strict.port, too_big + GOOD)
+    assert _responses(raw) == [413] and b"connection: close" in raw.lower()
+    assert time.monotonic() - started < 3
+
+
+def test_a_client_that_closes_mid_request_is_not_a_server_error(tiny_model):
+    with running_server(model=tiny_model) as srv:
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+                sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+                sock.sendall(GOOD * 20)  # pipelined, then gone before the answers
+        time.sleep(1.5)
+        text = request(srv.port, "GET", "/metrics").body.decode()
+        counted = [ln for ln in text.splitlines() if ln.startswith("emotion_onnx_requests_total")]
+        errors = [ln for ln in counted if 'status="500"' in ln]
+        assert errors == [], errors
+        assert 'status="499"' in text
+        _, stderr = srv.stop()
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+
+
+def test_a_client_that_never_reads_its_answer_is_cut_off(tiny_model):
+    body = json.dumps({"inputs": ["i feel fine"] * 256}).encode()
+    head = b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    with running_server("--send-timeout", "1", model=tiny_model) as srv:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", srv.port))
+        sock.sendall(head % len(body) + body)
+        time.sleep(8)  # the answer (megabytes of embeddings) sits unread past the deadline and keep-alive
+        received, reset = 0, False
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            reset = True
+        sock.close()
+        assert reset, f"the connection ended cleanly after {received} bytes"
+        assert request(srv.port, "GET", "/healthz").status == 200
+
+
+def test_post_to_a_get_route_names_the_allowed_methods(strict):
+    reply = request(strict.port, "POST", "/docs", b"{}")
+    assert reply.status == 405 and reply.json()["error"] == "/docs takes GET, HEAD, not POST"
+    reply = request(strict.port, "PUT", "/", b"{}")
+    assert reply.status == 405 and reply.headers["allow"] == "GET, HEAD, POST"
+
+
+def test_error_bodies_never_echo_a_huge_value(strict):
+    huge = "x" * 100_000
+    for payload in ({"inputs": "hi", "parameters": {"function_to_apply": huge}}, {"inputs": "hi", huge: 1}):
+        reply = request(strict.port, "POST", "/predict", payload)
+        assert reply.status == 422 and len(reply.body) < 400, reply.body[:400]
+    assert len(request(strict.port, "GET", "/" + "y" * 5000).body) < 400
