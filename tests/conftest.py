@@ -53,16 +53,22 @@ def validation_file(emotion_dir) -> Path:
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory, vocab_file, emotion_dir):
     """Builds each synthetic checkpoint on first use, once per session."""
-    from emotion_onnx_export.synthetic import build_checkpoint
+    from emotion_onnx_export.synthetic import EMOTION_LABELS, build_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
     built: dict[str, Path] = {}
 
     def get(shape: str) -> Path:
+        """A shape of synthetic.SHAPES; with the suffix "-neutral", its checkpoint with a seventh
+        label, neutral, that the runtime answers only when asked."""
         if shape not in built:
             corpus = data.read_split("train", 4000).texts
+            base, neutral = shape.removesuffix("-neutral"), shape.endswith("-neutral")
+            labels = [*EMOTION_LABELS, "neutral"] if neutral else EMOTION_LABELS
             # head_scale spreads the random logits so top-1 agreement is a meaningful check
-            built[shape] = build_checkpoint(shape, root / shape, vocab_file=vocab_file, corpus=corpus, head_scale=50.0)
+            built[shape] = build_checkpoint(
+                base, root / shape, vocab_file=vocab_file, corpus=corpus, head_scale=50.0, labels=labels
+            )
         return built[shape]
 
     return get
@@ -102,3 +108,9 @@ def exported(tmp_path_factory, checkpoints, validation_file):
 @pytest.fixture(scope="session")
 def tiny_model(exported) -> Path:
     return exported("distilbert-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_neutral_model(exported) -> Path:
+    """The tiny model with a seventh output, neutral (manifest neutral_label)."""
+    return exported("distilbert-tiny-neutral")

@@ -147,3 +147,29 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray | None, texts: str, w
         ]
         return Calibration(t, "uncalibrated", mapping, details)
     return Calibration(t, "calibrated", mapping, details)
+
+
+def fit_answer_calibrations(
+    logits: np.ndarray,
+    labels: np.ndarray | None,
+    texts: str,
+    label_names: list[str],
+    neutral_label: str | None,
+    with_map: bool = True,
+) -> tuple[Calibration, Calibration | None]:
+    """The calibration of each answer a model gives: (default, with neutral). Without a neutral
+    label the default answer reads every logit and there is no second one. With one, the default
+    answer is fitted on the other labels' logits over the texts not labelled neutral (the texts it
+    can be right about), and the neutral answer on every logit over every text."""
+    if neutral_label is None:
+        return fit_calibration(logits, labels, texts, with_map), None
+    n = label_names.index(neutral_label)
+    keep = [i for i in range(len(label_names)) if i != n]
+    with_neutral = fit_calibration(logits, labels, texts, with_map)
+    if labels is None:
+        return fit_calibration(logits[:, keep], None, texts, with_map), with_neutral
+    rows = labels != n
+    remap = np.full(len(label_names), -1)
+    remap[keep] = np.arange(len(keep))
+    default = fit_calibration(logits[rows][:, keep], remap[labels[rows]], texts, with_map)
+    return default, with_neutral

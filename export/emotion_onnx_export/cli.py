@@ -67,6 +67,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="compute the last transformer block for every token (default: only the first token, which is all the "
         "classification head reads; DistilBERT)",
     )
+    p.add_argument(
+        "--neutral-label",
+        default="neutral",
+        help="the checkpoint's label that the runtime answers only when asked (neutral=True, --neutral); "
+        "'' for none (default: neutral, when the checkpoint has it)",
+    )
     p.add_argument("--gelu-approximation", action="store_true", help="fuse Gelu as FastGelu (off by default)")
     p.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |Δlogit| for fp32 variants")
     p.add_argument("--min-agreement", type=float, default=0.99, help="int8 top-1 agreement threshold")
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         first_token_last_layer=not args.full_last_layer,
         openvino=args.openvino,
         calibration_map=args.calibration_map,
+        neutral_label=args.neutral_label,
         thresholds=GateThresholds(args.fp32_tolerance, args.min_agreement, args.max_accuracy_drop),
     )
     return report(run_export(config), args.out)

@@ -16,7 +16,7 @@ import numpy as np
 from emotion_onnx import manifest as manifest_io
 from emotion_onnx.manifest import FileRef, Manifest, TokenizerSpec, Variant
 
-from .calibration import fit_calibration
+from .calibration import fit_answer_calibrations, fit_calibration
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import LabelledTexts, emotion_split, label_ids, read_labelled
 from .errors import ExportInputError
@@ -72,6 +72,8 @@ class ExportConfig:
     gelu_approximation: bool = False
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     name: str | None = None  # the model's name, recorded in the manifest
+    # the label answered only on request (neutral=True): used when the checkpoint has it; "" for none
+    neutral_label: str = "neutral"
 
 
 @dataclass
@@ -261,6 +263,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         name=config.name,
         architecture=ckpt.arch.model_type,
         labels=ckpt.labels,
+        neutral_label=neutral_label_of(ckpt.labels, config.neutral_label),
         input_names=input_names,
         embedding_dim=int(head_linear(ckpt.model, ckpt.arch.head_linear).in_features),
         tokenizer=TokenizerSpec(
@@ -280,6 +283,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
 
     steps.start("validation gate")
     ref_temperature = fit_calibration(ref_cal, cal_labels, calibration.source).temperature
+    neutral = manifest.neutral_label
     gate: list[GateResult] = []
     for name in names:
         clf = EmotionClassifier(tmp, variant=name)
@@ -303,7 +307,9 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         result.figures["gate_texts"] = validation.source
         gate.append(result)
         cal_logits = logits if calibration is validation else clf.forward(calibration.texts)[0]
-        cal = fit_calibration(cal_logits, cal_labels, calibration.source, with_map=config.calibration_map)
+        cal, neutral_cal = fit_answer_calibrations(
+            cal_logits, cal_labels, calibration.source, ckpt.labels, neutral, config.calibration_map
+        )
         cal = replace(cal, details={**cal.details, "reference_temperature": ref_temperature})
         variants[name] = replace(
             variants[name],
@@ -315,6 +321,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
             },
             validation=result.figures,
             calibration=cal,
+            neutral_calibration=neutral_cal,
         )
         del clf
 
@@ -352,3 +359,13 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     manifest_io.write(final, tmp)
     _replace_dir(tmp, out)
     return ExportResult(out, replace(final, directory=out), gate, steps.seconds)
+
+
+def neutral_label_of(labels: list[str], wanted: str) -> str | None:
+    """The checkpoint's label that only the neutral switch answers: `wanted` when the checkpoint has
+    it (none when `wanted` is empty). A model needs at least two labels beside it."""
+    if not wanted or wanted not in labels:
+        return None
+    if len(labels) < 3:
+        raise ExportInputError(f"the neutral label {wanted!r} needs at least two other labels (labels: {labels})")
+    return wanted

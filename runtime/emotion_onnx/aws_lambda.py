@@ -138,9 +138,8 @@ def _dispatch(event: Any, kind: str) -> Any:
         if route == "/healthz":
             return {"status": "ok", "ready": CLASSIFIER is not None}
         payload = _payload(event, LIMITS or Limits())
-    labels = len(CLASSIFIER.labels) if CLASSIFIER is not None else None
     limits = LIMITS or Limits()
-    request = parse_predict(payload, limits, labels) if route == "/predict" else parse_embed(payload, limits)
+    request = parse_predict(payload, limits) if route == "/predict" else parse_embed(payload, limits)
     if CLASSIFIER is None:
         raise RequestError("unavailable", f"the model failed to load: {LOAD_ERROR}")
     if not request.texts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,8 @@ class EmotionClassifier:
             for ref in self.variant.files:
                 verify_file(self.manifest.path(ref), ref.sha256, ref.size)
         self.encoder = TextEncoder(self.manifest, verify=verify)
-        self.labels = self.manifest.labels
-        self._widths = {self.manifest.logits_output: len(self.labels),
+        self.labels = self.manifest.answer_labels()  # the default answer's: the neutral label only on request
+        self._widths = {self.manifest.logits_output: len(self.manifest.labels),
                         self.manifest.embedding_output: self.manifest.embedding_dim}  # fmt: skip
         self._outputs = list(self._widths)
         if self.variant.engine == "openvino":
@@ -176,6 +177,26 @@ class EmotionClassifier:
         return self.variant.calibration
 
     @property
+    def has_neutral(self) -> bool:
+        """Whether the model can answer "neutral" (with neutral=True)."""
+        return self.manifest.neutral_label is not None
+
+    def answer_labels(self, neutral: bool = False) -> list[str]:
+        """The labels an answer ranks: `labels`, and the neutral label too with `neutral`
+        (ValueError for a model without one)."""
+        return self.manifest.answer_labels(neutral)
+
+    def _answer(self, logits: np.ndarray, neutral: bool) -> tuple[np.ndarray, Any]:
+        """The logit columns of an answer and the calibration that goes with them."""
+        columns = self.manifest.answer_columns(neutral)
+        calibration = self.variant.calibration
+        if neutral:
+            calibration = self.variant.neutral_calibration or manifest_io.Calibration()
+        if len(columns) == np.shape(logits)[-1]:
+            return logits, calibration
+        return np.asarray(logits)[:, columns], calibration
+
+    @property
     def temperature(self) -> float:
         return self.variant.calibration.temperature
 
@@ -200,7 +221,7 @@ class EmotionClassifier:
         step = self.engine.width_step
         if n == 1:  # one batch of one: no plan, no scatter (the same engine call on the same inputs)
             return self.engine.run(self.encoder.pad(encodings, canonical_width(len(encodings[0].ids), step)))
-        logits = np.empty((n, len(self.labels)), dtype=np.float32)
+        logits = np.empty((n, len(self.manifest.labels)), dtype=np.float32)
         embeds = np.empty((n, self.embedding_dim), dtype=np.float32)
         lengths = [len(e.ids) for e in encodings]
         size = max_batch_size or self.max_batch_size
@@ -223,12 +244,13 @@ class EmotionClassifier:
     def forward(
         self, texts: Sequence[str], *, max_batch_size: int | None = None, truncation: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw logits (n, labels) and un-normalised embeddings (n, dim) from one pass.
+        """Raw logits (n, every output label, the neutral one included) and un-normalised
+        embeddings (n, dim) from one pass.
         truncation=False refuses (ValueError) a text longer than the model's max_length instead
         of cutting it, as the pipeline's model would."""
         if not texts:
             return (
-                np.empty((0, len(self.labels)), dtype=np.float32),
+                np.empty((0, len(self.manifest.labels)), dtype=np.float32),
                 np.empty((0, self.embedding_dim), dtype=np.float32),
             )
         if self.long_text == "window":
@@ -266,21 +288,29 @@ class EmotionClassifier:
         return logits.astype(np.float32), embeds.astype(np.float32)
 
     # ------------------------------------------------------------------ scores
-    def probabilities(self, logits: np.ndarray, calibrated: bool | str = True) -> np.ndarray:
-        """Probabilities from logits: calibrated=True applies the variant's calibration (its
-        temperature, then its top-1 map when it has one), "temperature" the temperature only,
-        False plain softmax."""
-        return calibrated_probabilities(logits, self.variant.calibration, calibration_mode(calibrated))
+    def probabilities(self, logits: np.ndarray, calibrated: bool | str = True, neutral: bool = False) -> np.ndarray:
+        """Probabilities from `forward`'s logits over the answer's labels (`answer_labels`):
+        calibrated=True applies the variant's calibration of that answer (its temperature, then
+        its top-1 map when it has one), "temperature" the temperature only, False plain softmax."""
+        logits, calibration = self._answer(logits, neutral)
+        return calibrated_probabilities(logits, calibration, calibration_mode(calibrated))
 
-    def scores(self, logits: np.ndarray, function_to_apply: str = "softmax", calibrated: bool | str = True):
-        """The pipeline's `function_to_apply`: "softmax" gives `probabilities(logits, calibrated)`,
-        "sigmoid" and "none" act on the raw logits."""
+    def scores(
+        self,
+        logits: np.ndarray,
+        function_to_apply: str = "softmax",
+        calibrated: bool | str = True,
+        neutral: bool = False,
+    ):
+        """The pipeline's `function_to_apply` over the answer's labels: "softmax" gives
+        `probabilities(logits, calibrated, neutral)`, "sigmoid" and "none" act on the raw logits."""
         function = function_to_apply.lower() if isinstance(function_to_apply, str) else function_to_apply
         if function not in OUTPUT_FUNCTIONS:
             raise ValueError(
                 f"function_to_apply must be one of {', '.join(OUTPUT_FUNCTIONS)}, got {function_to_apply!r}"
             )
-        return output_scores(logits, function, self.variant.calibration, calibration_mode(calibrated))
+        logits, calibration = self._answer(logits, neutral)
+        return output_scores(logits, function, calibration, calibration_mode(calibrated))
 
     @staticmethod
     def normalize(embeds: np.ndarray, normalize: bool = True) -> np.ndarray:
@@ -290,18 +320,23 @@ class EmotionClassifier:
         norms = np.linalg.norm(embeds, axis=1, keepdims=True)
         return embeds / np.maximum(norms, 1e-12)
 
-    def rank(self, scores_row: np.ndarray, top_k: int | None) -> list[dict[str, Any]]:
+    def rank(self, scores_row: np.ndarray, top_k: int | None, neutral: bool = False) -> list[dict[str, Any]]:
         """[{"label", "score"}] sorted by score, best first, cut to top_k (None: all labels)."""
-        return ranked(self.labels, scores_row, top_k)
+        return ranked(self.answer_labels(neutral), scores_row, top_k)
 
     # ------------------------------------------------------------------ public API
-    def logits(self, texts: Any) -> np.ndarray:
+    def logits(self, texts: Any, neutral: bool = False) -> np.ndarray:
+        """Raw logits (n, len(answer_labels(neutral)))."""
+        self.answer_labels(neutral)  # a model without a neutral output refuses before any work
         items, _ = as_text_list(texts)
-        return self.forward(items)[0]
+        return self._answer(self.forward(items)[0], neutral)[0]
 
-    def predict_proba(self, texts: Any, calibrated: bool | str = True) -> np.ndarray:
+    def predict_proba(self, texts: Any, calibrated: bool | str = True, neutral: bool = False) -> np.ndarray:
+        """(n, len(answer_labels(neutral))) probabilities, rows summing to 1: over `labels` by
+        default, with the neutral label too when `neutral` (for a model that has one)."""
+        self.answer_labels(neutral)
         items, _ = as_text_list(texts)
-        return self.probabilities(self.forward(items)[0], calibrated)
+        return self.probabilities(self.forward(items)[0], calibrated, neutral)
 
     def embed(self, texts: Any, normalize: bool = True) -> np.ndarray:
         items, _ = as_text_list(texts)
@@ -317,6 +352,7 @@ class EmotionClassifier:
         batch_size: int | None = None,
         truncation: bool = True,
         return_all_scores: bool | None = None,
+        neutral: bool = False,
     ) -> list:
         """Same shape, keys and keywords as transformers' pipeline("text-classification").
 
@@ -327,6 +363,7 @@ class EmotionClassifier:
         per input even for a str. function_to_apply: "softmax" (default; calibrated as
         `calibrated` says), "sigmoid" or "none" (raw logits). batch_size bounds the texts per
         batch; truncation=True is what the classifier always does, False refuses long texts.
+        neutral=True (a model with a neutral output) ranks the neutral label beside the others.
         """
         legacy = top_k is _UNSET
         all_in_order = False
@@ -340,15 +377,16 @@ class EmotionClassifier:
             all_in_order = bool(return_all_scores)
         k = 1 if legacy else top_k
         check_top_k(k)
+        labels = self.answer_labels(neutral)
         if batch_size is not None and not is_positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         items, single = as_text_list(inputs)
         logits = self.forward(items, max_batch_size=batch_size, truncation=truncation)[0]
-        scores = self.scores(logits, function_to_apply or "softmax", calibrated)
+        scores = self.scores(logits, function_to_apply or "softmax", calibrated, neutral)
         if all_in_order:
-            rows = [in_label_order(self.labels, row) for row in scores]
+            rows = [in_label_order(labels, row) for row in scores]
             return rows
-        rows = [self.rank(row, k) for row in scores]
+        rows = [ranked(labels, row, k) for row in scores]
         if legacy:
             return [r[0] for r in rows]
         return rows[0] if single else rows
@@ -363,17 +401,21 @@ class EmotionClassifier:
         return_probabilities: bool = False,
         return_embedding: bool = False,
         allow_none: bool = False,
+        neutral: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Classify any iterable lazily, in input order, holding at most `chunk_size` texts.
 
         Yields one dict per input: {"label", "score"} (plus "top_k" when top_k != 1,
         "probabilities" and "embedding" when asked). With allow_none, a None item yields the
-        same keys with null values instead of raising TypeError.
+        same keys with null values instead of raising TypeError. neutral=True (a model with a
+        neutral output) answers over its labels and the neutral label.
         """
         if not is_positive_int(chunk_size):
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
         check_top_k(top_k)
         calibration_mode(calibrated)  # refuse a bad value before reading anything
+        options = _Options(top_k, calibrated, return_probabilities, return_embedding, allow_none, neutral)
+        self.answer_labels(neutral)
         iterator = iter(texts)
         offset = 0
         while True:
@@ -384,38 +426,48 @@ class EmotionClassifier:
             except Exception as exc:
                 failure = exc
             if chunk:
-                yield from self._chunk_records(
-                    chunk, offset, top_k, calibrated, return_probabilities, return_embedding, allow_none
-                )
+                yield from self._chunk_records(chunk, offset, options)
                 offset += len(chunk)
             if failure is not None:
                 raise failure
             if len(chunk) < chunk_size:
                 return
 
-    def _chunk_records(self, chunk, offset, top_k, calibrated, return_probabilities, return_embedding, allow_none):
-        """The records of one chunk; at a non-text item, the records before it, then TypeError."""
-        bad = first_bad(chunk, allow_none)
+    def _chunk_records(self, chunk: list, offset: int, o: _Options) -> Iterator[dict[str, Any]]:
+        """The records of one chunk; at an item that is not a text, the records before it, then
+        the error naming it."""
+        bad = first_bad(chunk, o.allow_none)
         if bad is not None:
-            yield from self._chunk_records(
-                chunk[:bad], offset, top_k, calibrated, return_probabilities, return_embedding, allow_none
-            )
+            yield from self._chunk_records(chunk[:bad], offset, o)
             check_texts(chunk[bad : bad + 1], offset + bad)  # raises, naming the item
         present = [t for t in chunk if t is not None]
         logits, embeds = self.forward(present)
-        probs = self.probabilities(logits, calibrated)
-        if return_embedding:
+        probs = self.probabilities(logits, o.calibrated, o.neutral)
+        labels = self.answer_labels(o.neutral)
+        if o.embedding:
             embeds = self.normalize(embeds, True)
         row = 0
         for text in chunk:
             if text is None:
-                yield null_record(top_k, return_probabilities, return_embedding)
+                yield null_record(o.top_k, o.probabilities, o.embedding)
                 continue
             yield text_record(
-                self.labels,
+                labels,
                 probs[row],
-                top_k=top_k,
-                probabilities=probs[row] if return_probabilities else None,
-                embedding=embeds[row] if return_embedding else None,
+                top_k=o.top_k,
+                probabilities=probs[row] if o.probabilities else None,
+                embedding=embeds[row] if o.embedding else None,
             )
             row += 1
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What each record of `stream` holds."""
+
+    top_k: int | None
+    calibrated: bool | str
+    probabilities: bool
+    embedding: bool
+    allow_none: bool
+    neutral: bool

@@ -19,9 +19,9 @@ from .errors import EmotionOnnxError, InputError
 
 EXIT_USAGE = 2
 MODEL_NOTE = (
-    "The model has six labels (sadness, joy, love, anger, fear, surprise) and no neutral class, so neutral "
-    "text still gets a confident label; it reads English only. Scores are calibrated probabilities by default "
-    "(--uncalibrated for plain softmax)."
+    "The embedded model answers six labels (sadness, joy, love, anger, fear, surprise) by default, so a text "
+    "with no emotion still gets one of them; --neutral adds a seventh answer, neutral. It reads English only. "
+    "Scores are calibrated probabilities by default (--uncalibrated for plain softmax)."
 )
 # command -> (help, modules its extra provides, extra)
 BUILD_COMMANDS = {
@@ -67,6 +67,9 @@ def _add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probabilities", action="store_true", help="add every label's probability")
     p.add_argument("--embed", action="store_true", help="add the L2-normalised embedding")
     p.add_argument("--uncalibrated", action="store_true", help="plain softmax instead of the calibrated probabilities")
+    p.add_argument(
+        "--neutral", action="store_true", help="rank the model's neutral label beside the others (a neutral model)"
+    )
     p.add_argument("--long-text", choices=("truncate", "window"), default="truncate")
     p.add_argument("--stride", type=int, default=128, help="tokens shared by neighbouring windows")
     p.add_argument("--errors", choices=("strict", "replace"), default="strict", help="invalid UTF-8 handling")
@@ -119,7 +122,8 @@ def _classify_into(out, out_fmt: str, args: argparse.Namespace) -> None:
         else:
             raw, name, fmt = open_input(args.input or "-", stdin_binary(sys.stdin))
             rows = read_records(raw, name, fmt, args.errors, args.field or "text", args.column or "text", args.keep)
-        writer = RecordWriter(out, out_fmt, clf.labels, args.top_k, args.probabilities, args.embed, args.keep)
+        labels = clf.answer_labels(args.neutral)
+        writer = RecordWriter(out, out_fmt, labels, args.top_k, args.probabilities, args.embed, args.keep)
         kept: deque[dict] = deque()  # fields to copy, read ahead of their records by at most a chunk
 
         def texts():
@@ -135,6 +139,7 @@ def _classify_into(out, out_fmt: str, args: argparse.Namespace) -> None:
             return_probabilities=args.probabilities,
             return_embedding=args.embed,
             allow_none=True,
+            neutral=args.neutral,
         )
         from tqdm import tqdm
 

@@ -5,9 +5,12 @@ and the file name. The export stage builds a `Manifest` and writes it; model pac
 the benchmarks edit one with `dataclasses.replace` and write it again; the runtime loads it
 and never guesses at a model.
 
-Schema version 2 (written) adds the calibration object of each variant (temperature and an
-optional map of the top-1 confidence) and each variant's engine. Version 1 manifests still
-load: their temperature becomes a calibration without a map.
+Schema version 2 adds the calibration object of each variant (temperature and an optional map
+of the top-1 confidence) and each variant's engine. Version 3 (written) adds the optional
+`neutral_label`: one of `labels` that is answered only when a caller asks for it (`neutral=True`),
+so that by default the model answers over the other labels alone, and each variant's
+`calibration_neutral`, the calibration of the answer with it. Version 1 and 2 manifests still
+load: their temperature becomes a calibration without a map, and they have no neutral label.
 
 Every file a manifest names is confined to the model directory: an absolute path, a `..`
 component or a symlink that leads outside is refused before anything is opened.
@@ -24,8 +27,8 @@ from typing import Any
 
 from .errors import ManifestError, ModelNotFoundError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST_NAME = "manifest.json"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the inputs the runtime can build
 ENGINES = ("onnxruntime", "openvino")
@@ -110,8 +113,9 @@ class Variant:
     precision: str  # one of PRECISIONS
     optimized: bool  # graph already optimised offline: load without re-optimising
     batch_invariant: bool
-    calibration: Calibration = field(default_factory=Calibration)
+    calibration: Calibration = field(default_factory=Calibration)  # the default answer's
     engine: str = "onnxruntime"
+    neutral_calibration: Calibration | None = None  # the answer with the neutral label (its manifest has one)
     weights: FileRef | None = None  # a separate weights file (OpenVINO's .bin beside its .xml)
     validation: dict[str, Any] = field(default_factory=dict)  # the gate's figures
     quantization: dict[str, Any] | None = None
@@ -142,6 +146,8 @@ class Variant:
             "calibration": self.calibration.to_dict(),
             "validation": self.validation,
         }
+        if self.neutral_calibration is not None:
+            out["calibration_neutral"] = self.neutral_calibration.to_dict()
         if self.weights is not None:
             out["weights"] = self.weights.to_dict()
         for key in ("quantization", "graph", "batch_invariance"):
@@ -152,7 +158,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class Manifest:
-    labels: list[str]
+    labels: list[str]  # one per logit, in the graph's order (the neutral label included)
     input_names: list[str]
     embedding_dim: int
     tokenizer: TokenizerSpec
@@ -168,7 +174,20 @@ class Manifest:
     versions: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
     created: str | None = None
+    neutral_label: str | None = None  # answered only with neutral=True; None: the model has none
     directory: Path | None = None  # where it was loaded from; not written
+
+    def answer_columns(self, neutral: bool = False) -> list[int]:
+        """The logit columns an answer reads: every one with `neutral`, else all but the neutral
+        label's. Asking for neutral from a model without it is a ValueError naming the problem."""
+        if neutral and self.neutral_label is None:
+            labels = ", ".join(self.labels)
+            raise ValueError(f"neutral=True, but this model has no neutral output (its labels: {labels})")
+        return [i for i, label in enumerate(self.labels) if neutral or label != self.neutral_label]
+
+    def answer_labels(self, neutral: bool = False) -> list[str]:
+        """The labels an answer ranks (see `answer_columns`)."""
+        return [self.labels[i] for i in self.answer_columns(neutral)]
 
     def files(self) -> list[FileRef]:
         """Every file the manifest names: the tokenizer, each variant's graph and weights."""
@@ -204,6 +223,7 @@ class Manifest:
                 "task": self.task,
                 "architecture": self.architecture,
                 "labels": list(self.labels),
+                **({"neutral_label": self.neutral_label} if self.neutral_label is not None else {}),
                 "inputs": list(self.input_names),
                 "outputs": {"logits": self.logits_output, "embedding": self.embedding_output},
                 "embedding_dim": self.embedding_dim,
@@ -302,7 +322,7 @@ def _confidence_map(obj: Any, where: str) -> ConfidenceMap:
     return ConfidenceMap(xs, ys)
 
 
-def _calibration(v: _Reader, version: int, where: str) -> Calibration:
+def _calibration(v: _Reader, version: int, where: str, key: str = "calibration") -> Calibration:
     if version == 1:  # temperature and a flag beside the figures
         details = dict(v.get("calibration", dict, {}))
         for key in ("temperature", "calibrated", "status"):
@@ -310,7 +330,7 @@ def _calibration(v: _Reader, version: int, where: str) -> Calibration:
         t = _number(v.obj.get("temperature"), f"{where}temperature", above=0.0)
         status = "calibrated" if v.need("calibrated", bool) else "uncalibrated"
         return Calibration(t, status, None, details)
-    c = v.sub("calibration")
+    c = v.sub(key)
     t = _number(c.obj.get("temperature"), f"{c.where}temperature", above=0.0)
     status = c.need("status", str)
     if status not in ("calibrated", "uncalibrated"):
@@ -337,6 +357,9 @@ def _variant(name: str, obj: Any, version: int) -> Variant:
         optimized=v.need("optimized", bool),
         batch_invariant=v.need("batch_invariant", bool),
         calibration=_calibration(v, version, v.where),
+        neutral_calibration=_calibration(v, version, v.where, "calibration_neutral")
+        if version >= 3 and v.obj.get("calibration_neutral") is not None
+        else None,
         engine=engine,
         weights=_file_ref(v.sub("weights")) if v.obj.get("weights") is not None else None,
         validation=v.get("validation", dict, {}),
@@ -358,6 +381,11 @@ def parse(data: Any, directory: Path | None = None) -> Manifest:
     labels = r.need("labels", list)
     if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
         raise ManifestError(f"{MANIFEST_NAME}: 'labels' must be a list of at least 2 distinct, non-empty strings")
+    neutral = r.get("neutral_label", str) if version >= 3 else None
+    if neutral is not None and (neutral not in labels or len(labels) < 3):
+        raise ManifestError(
+            f"{MANIFEST_NAME}: neutral_label {neutral!r} must be one of 'labels', with at least 2 labels beside it"
+        )
     inputs = r.need("inputs", list)
     if "input_ids" not in inputs or "attention_mask" not in inputs:
         raise ManifestError(f"{MANIFEST_NAME}: 'inputs' must include input_ids and attention_mask")
@@ -417,6 +445,7 @@ def parse(data: Any, directory: Path | None = None) -> Manifest:
         versions=r.get("versions", dict, {}),
         export=r.get("export", dict, {}),
         created=r.get("created", str),
+        neutral_label=neutral,
         directory=Path(directory) if directory is not None else None,
     )
 

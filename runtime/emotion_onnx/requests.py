@@ -8,8 +8,9 @@ either adapter.
 The body is Hugging Face Inference API JSON:
     {"inputs": str | [str], "parameters": {...}, "options": {"wait_for_model": bool, "use_cache": bool}}
 /predict parameters: top_k (a positive int, or null for every label), function_to_apply
-("softmax", "sigmoid" or "none") and calibrated (true, false or "temperature"; see
-emotion_onnx.calibration). /embed parameters: normalize (bool), truncate (bool),
+("softmax", "sigmoid" or "none"), calibrated (true, false or "temperature"; see
+emotion_onnx.calibration) and neutral (true ranks the model's neutral label beside the others;
+a model without one refuses it). /embed parameters: normalize (bool), truncate (bool),
 truncation_direction ("right") and prompt_name (null: the model has no prompts), in "parameters" or
 at the top level as Text Embeddings Inference takes them.
 `options` is accepted for compatibility and changes nothing: the model is always loaded and
@@ -119,6 +120,7 @@ class PredictRequest:
     top_k: int | None  # None: every label
     function_to_apply: str
     calibrated: bool | str
+    neutral: bool = False
 
 
 @dataclass(frozen=True)
@@ -314,17 +316,19 @@ def _texts(payload: Any, limits: Limits) -> tuple[list[str], bool]:
     return texts, single
 
 
-def parse_predict(payload: Any, limits: Limits, labels: int | None = None) -> PredictRequest:
-    """A /predict body (already decoded from JSON), validated."""
+PREDICT_PARAMETERS = ("top_k", "function_to_apply", "calibrated", "neutral")
+
+
+def parse_predict(payload: Any, limits: Limits) -> PredictRequest:
+    """A /predict body (already decoded from JSON), validated. A top_k above the model's labels
+    gives them all, as the pipeline does."""
     texts, single = _texts(payload, limits)
     _unknown(payload, ("inputs", "parameters", "options"), "field(s)")
     params = _object(payload.get("parameters"), "parameters")
-    _unknown(params, ("top_k", "function_to_apply", "calibrated"), "parameter(s)")
+    _unknown(params, PREDICT_PARAMETERS, "parameter(s)")
     top_k = params.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise _invalid(f"parameters.top_k must be a positive integer or null, got {quote(top_k)}")
-    if top_k is not None and labels is not None:
-        top_k = min(top_k, labels)  # as the pipeline: asking for more labels than exist gives them all
     function = params.get("function_to_apply", "softmax")
     function = function.lower() if isinstance(function, str) else function  # as the pipeline, any case
     if function not in ("softmax", "sigmoid", "none"):
@@ -332,7 +336,19 @@ def parse_predict(payload: Any, limits: Limits, labels: int | None = None) -> Pr
     calibrated = params.get("calibrated", True)
     if not any(calibrated is v or (isinstance(v, str) and calibrated == v) for v in CALIBRATED_VALUES):
         raise _invalid(f'parameters.calibrated must be true, false or "temperature", got {quote(calibrated)}')
-    return PredictRequest(texts, single, top_k, function, calibrated)
+    neutral = params.get("neutral", False)
+    if not isinstance(neutral, bool):
+        raise _invalid(f"parameters.neutral must be true or false, got {quote(neutral)}")
+    return PredictRequest(texts, single, top_k, function, calibrated, neutral)
+
+
+def check_neutral(manifest: Any, request: PredictRequest | EmbedRequest) -> None:
+    """422 when a request asks for the neutral label of a model that has none."""
+    if isinstance(request, PredictRequest) and request.neutral and manifest.neutral_label is None:
+        raise _invalid(
+            "parameters.neutral is true but this model has no neutral output "
+            f"(its labels: {', '.join(manifest.labels)})"
+        )
 
 
 EMBED_PARAMETERS = ("normalize", "truncate", "truncation_direction", "prompt_name")

@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from .requests import EmbedRequest, Limits, PredictRequest, check_tokens, check_untruncated
+from .requests import EmbedRequest, Limits, PredictRequest, check_neutral, check_tokens, check_untruncated
 
 
 def encode(clf: Any, request: PredictRequest | EmbedRequest, limits: Limits) -> list:
-    """Tokenise a request's texts and admit them: 413 when they hold more tokens than a request
-    may, or (for /embed with truncate=false) when a text is longer than the model reads."""
+    """Tokenise a request's texts and admit them: 422 when it asks for a neutral label the model
+    lacks, 413 when they hold more tokens than a request may, or (for /embed with
+    truncate=false) when a text is longer than the model reads."""
+    check_neutral(clf.manifest, request)
     encodings = clf.encoder.encode(request.texts)
     check_tokens([len(e.ids) for e in encodings], limits)
     if isinstance(request, EmbedRequest) and not request.truncate:
@@ -28,8 +30,8 @@ def encode(clf: Any, request: PredictRequest | EmbedRequest, limits: Limits) -> 
 
 def classification_body(clf: Any, logits: np.ndarray, request: PredictRequest) -> list[list[dict[str, Any]]]:
     """One ranking per text: every label best first, or the request's top_k best."""
-    scores = clf.scores(logits, request.function_to_apply, request.calibrated)
-    return [clf.rank(row, request.top_k) for row in scores]
+    scores = clf.scores(logits, request.function_to_apply, request.calibrated, request.neutral)
+    return [clf.rank(row, request.top_k, request.neutral) for row in scores]
 
 
 def embedding_body(clf: Any, embeds: np.ndarray, request: EmbedRequest) -> list[list[float]]:

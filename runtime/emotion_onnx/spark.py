@@ -76,6 +76,7 @@ def _classify_batches(
     probabilities: str,
     embedding: bool,
     calibrated: bool,
+    neutral: bool = False,
 ) -> Iterator[Any]:
     import numpy as np
 
@@ -90,6 +91,7 @@ def _classify_batches(
                 return_probabilities=probabilities != "none",
                 return_embedding=embedding,
                 allow_none=True,
+                neutral=neutral,
             )
         )
         out = pdf.copy()
@@ -121,11 +123,13 @@ def classify_dataframe(
     threads: int | None = None,
     max_batch_tokens: int | None = None,
     columns: dict[str, str] | None = None,
+    neutral: bool = False,
 ):
     """Return `df` with label and score columns added (and optionally probabilities, embedding).
 
     probabilities: False, True/"map" (map<string,double>) or "struct" (one double per label).
     threads: onnxruntime intra-op threads per task; default `spark.task.cpus`.
+    neutral: True ranks the model's neutral label beside the others (a model without one: ValueError).
     """
     from .classifier import default_model_dir
     from .manifest import load as load_manifest
@@ -150,7 +154,8 @@ def classify_dataframe(
         raise ValueError(f"output column(s) {', '.join(clash)} already exist; pass columns={{...}} to rename")
     # the driver reads the manifest (labels, embedding size) without loading the model
     manifest = load_manifest(_resolve_model(model) or default_model_dir())
-    schema = output_schema(df, manifest.labels, manifest.embedding_dim if embedding else None, names, mode)
+    dim = manifest.embedding_dim if embedding else None
+    schema = output_schema(df, manifest.answer_labels(neutral), dim, names, mode)
     threads = threads or task_cpus(df.sparkSession)
 
     def run(batches):
@@ -165,6 +170,7 @@ def classify_dataframe(
             probabilities=mode,
             embedding=embedding,
             calibrated=calibrated,
+            neutral=neutral,
         )
 
     return df.mapInPandas(run, schema)
@@ -219,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--partitions", type=int, help="repartition the input first")
     p.add_argument("--probabilities", choices=("none", "map", "struct"), default="none")
     p.add_argument("--embedding", action="store_true")
+    p.add_argument("--neutral", action="store_true", help="rank the model's neutral label beside the others")
     p.add_argument("--mode", default="errorifexists", choices=("errorifexists", "overwrite"))
     args = p.parse_args(argv)
     _check_paths(args)
@@ -239,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.partitions:
             df = df.repartition(args.partitions)
         out = classify_dataframe(
-            df, args.text_column, model=args.model, probabilities=args.probabilities, embedding=args.embedding
+            df,
+            args.text_column,
+            model=args.model,
+            probabilities=args.probabilities,
+            embedding=args.embedding,
+            neutral=args.neutral,
         )
         out.write.mode(args.mode).parquet(args.output)
     except AnalysisException as exc:

@@ -63,3 +63,28 @@ def test_modes():
     assert np.array_equal(probabilities(logits, None), softmax(logits))  # no calibration: plain softmax
     with pytest.raises(ValueError, match="calibration mode"):
         probabilities(logits, cal, "isotonic")
+
+
+# ---------------------------------------------------------------------------- both answers of a neutral model
+@pytest.fixture(scope="module")
+def neutral_clf(tiny_neutral_model):
+    from emotion_onnx import EmotionClassifier
+
+    return EmotionClassifier(tiny_neutral_model)
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits=arrays(np.float64, st.tuples(st.integers(1, 9), st.just(7)), elements=finite), neutral=st.booleans(),
+       calibrated=st.sampled_from([True, "temperature", False]))  # fmt: skip
+def test_both_answers_keep_the_raw_argmax_and_sum_to_1(neutral_clf, logits, neutral, calibrated):
+    columns = neutral_clf.manifest.answer_columns(neutral)
+    raw = logits[:, columns]
+    probs = neutral_clf.probabilities(logits, calibrated, neutral)
+    assert probs.shape == (len(logits), 7 if neutral else 6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    calibration = neutral_clf.variant.neutral_calibration if neutral else neutral_clf.variant.calibration
+    t = calibration.temperature if calibrated else 1.0
+    assert np.array_equal(probs.argmax(axis=1), raw.argmax(axis=1)) or np.array_equal(
+        probs.argmax(axis=1),
+        softmax(raw, t).argmax(axis=1),  # a logit tie can round either way
+    )

@@ -185,7 +185,7 @@ def test_help_says_what_the_model_is_not():
         proc = run_cli(*[a.strip() for a in args])
         text = " ".join(proc.stdout.decode().split())
         assert proc.returncode == 0
-        for fragment in ("no neutral class", "English only", "calibrated probabilities by default"):
+        for fragment in ("--neutral adds a seventh answer", "English only", "calibrated probabilities by default"):
             assert fragment in text, (args, fragment)
 
 

@@ -247,3 +247,36 @@ def test_a_corrupt_graph_is_a_manifest_error(model_copy):
         EmotionClassifier(model_copy, variant="int8")
     assert str(model_copy) not in str(err.value)
     assert file_sha256(path)
+
+
+# ---------------------------------------------------------------------------- the neutral label
+V2 = Path(__file__).resolve().parent / "data" / "manifest_v2.json"  # the embedded model's before version 3
+
+
+def test_a_version_2_manifest_still_loads_and_has_no_neutral_label():
+    m = manifest_io.parse(json.loads(V2.read_text()))
+    assert m.neutral_label is None and m.answer_labels() == m.labels
+    assert all(v.neutral_calibration is None for v in m.variants.values())
+    with pytest.raises(ValueError, match="no neutral output"):
+        m.answer_columns(neutral=True)
+
+
+def test_a_neutral_manifest_round_trips(tiny_neutral_model, tmp_path):
+    m = manifest_io.load(tiny_neutral_model)
+    assert m.neutral_label == "neutral" and m.labels[-1] == "neutral"
+    assert m.answer_labels() == m.labels[:-1] and m.answer_labels(neutral=True) == m.labels
+    for v in m.variants.values():
+        assert v.neutral_calibration is not None and v.neutral_calibration.top1_map is not None
+    manifest_io.write(m, tmp_path)
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    assert raw["schema_version"] == 3 and raw["neutral_label"] == "neutral"
+    assert "calibration_neutral" in raw["variants"][m.default_variant]
+    assert replace(manifest_io.load(tmp_path), directory=None) == replace(m, directory=None)
+
+
+@pytest.mark.parametrize(("neutral", "fragment"), [("calm", "must be one of 'labels'"), (7, "neutral_label")])
+def test_a_neutral_label_that_is_not_a_label_is_refused(tiny_neutral_model, neutral, fragment):
+    raw = json.loads((tiny_neutral_model / "manifest.json").read_text())
+    raw["neutral_label"] = neutral
+    with pytest.raises(ManifestError, match=fragment):
+        manifest_io.parse(raw)

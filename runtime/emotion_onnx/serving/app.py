@@ -121,8 +121,7 @@ class InferenceService:
         """Decode, validate, admit, infer and shape the answer of one /predict or /embed request."""
         payload = decode_json(await request.body(), dict(request.headers))
         limits = self.settings.limits
-        labels = len(self.clf.labels) if self.clf is not None else None
-        parsed = parse_predict(payload, limits, labels) if route == "/predict" else parse_embed(payload, limits)
+        parsed = parse_predict(payload, limits) if route == "/predict" else parse_embed(payload, limits)
         if not self.ready:
             raise self._not_ready()
         if not parsed.texts:

@@ -50,6 +50,10 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
             description="true: the model's calibrated probabilities (temperature, then its top-1 map); "
             '"temperature": the temperature only; false: plain softmax.',
         )
+        neutral: bool = Field(
+            False,
+            description="true: rank the model's neutral label beside the others (a model without one refuses, 422).",
+        )
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
