@@ -99,9 +99,9 @@ def xed(mapping: Mapping = Mapping(), root: Path | None = None) -> list[dict]:
     return rows
 
 
-def emotion(split: str) -> list[dict]:
+def emotion(split: str, root: Path | None = None) -> list[dict]:
     """The emotion dataset's `split` with label names."""
-    data = read_labelled(data_root() / "emotion" / f"{split}.jsonl")
+    data = read_labelled((root or data_root()) / "emotion" / f"{split}.jsonl")
     return [
         {"text": t, "label": SIX[v] if isinstance(v, int) else v, "source": "emotion", "id": f"{split}-{i}"}
         for i, (t, v) in enumerate(zip(data.texts, data.labels))
