@@ -1,0 +1,98 @@
+"""Balancing a fine-tuned model's neutral output: one offset added to its neutral logit.
+
+A model trained on data where most texts are neutral (GoEmotions: three in four) learns to say
+"neutral" readily, so with the switch on it takes emotional texts for neutral more often than it
+takes neutral texts for emotional. The offset makes the two errors equally likely: it is chosen
+on labelled validation texts to maximise the balanced accuracy of neutral against emotional (the
+mean of the two recalls, which does not depend on how many texts of each kind the data holds),
+and written into the classification head's bias. The offset is part of the model, so the raw and
+the calibrated argmax still agree, and the default answer (the six labels, without the neutral
+column) does not change at all.
+
+    python -m emotion_onnx_export.neutral_offset RUN_DIR --validation VAL.jsonl
+
+RUN_DIR is the output of `emotion-onnx finetune` (its checkpoint/ is rewritten in place and
+metrics.json records the offset); export afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+GRID = np.round(np.arange(-3.0, 3.0001, 0.05), 2)  # offsets tried, in logits
+
+
+def balanced_accuracy(logits: np.ndarray, labels: np.ndarray, neutral: int, offset: float) -> float:
+    """The mean of the neutral recall and the emotional recall ("not neutral" said of a text that
+    is not neutral), with `offset` added to the neutral logit."""
+    z = np.array(logits, dtype=np.float64)
+    z[:, neutral] += offset
+    said = z.argmax(1) == neutral
+    is_neutral = labels == neutral
+    return 0.5 * (said[is_neutral].mean() + (~said[~is_neutral]).mean())
+
+
+def fit_offset(logits: np.ndarray, labels: np.ndarray, neutral: int) -> tuple[float, float]:
+    """(offset, balanced accuracy) over GRID; among equal scores the smallest change wins."""
+    if not (labels == neutral).any() or (labels == neutral).all():
+        raise ValueError("balancing the neutral output needs validation texts both neutral and not")
+    scores = [(balanced_accuracy(logits, labels, neutral, d), -abs(d), d) for d in GRID]
+    best = max(scores)
+    return float(best[2]), float(best[0])
+
+
+def apply_offset(model, neutral: int, offset: float) -> None:
+    """Add `offset` to the bias of the classification head's `neutral` output, in place."""
+    import torch
+
+    with torch.no_grad():
+        model.classifier.bias[neutral] += offset
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path)
+    p.add_argument("--validation", type=Path, required=True)
+    p.add_argument("--neutral-label", default="neutral")
+    args = p.parse_args(argv)
+    from transformers import AutoModelForSequenceClassification
+
+    from .checkpoint import load_checkpoint
+    from .data import label_ids, read_labelled
+    from .reference import reference_logits
+
+    checkpoint = args.run / "checkpoint"
+    ckpt = load_checkpoint(str(checkpoint))
+    if args.neutral_label not in ckpt.labels:
+        print(f"error: {checkpoint} has no label {args.neutral_label!r} (labels: {ckpt.labels})", file=sys.stderr)
+        return 2
+    neutral = ckpt.labels.index(args.neutral_label)
+    data = read_labelled(args.validation)
+    labels = np.array(label_ids(data.labels, ckpt.labels, data.source))
+    logits = reference_logits(ckpt, data.texts, 512)
+    offset, score = fit_offset(logits, labels, neutral)
+    before = balanced_accuracy(logits, labels, neutral, 0.0)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    apply_offset(model, neutral, offset)
+    model.save_pretrained(checkpoint)
+    metrics_path = args.run / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    previous = metrics.get("neutral_offset", {}).get("offset", 0.0)
+    metrics["neutral_offset"] = {
+        "offset": previous + offset,
+        "validation": str(args.validation),
+        "balanced_accuracy_before": before,
+        "balanced_accuracy_after": score,
+    }
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps(metrics["neutral_offset"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
