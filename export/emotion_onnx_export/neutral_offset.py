@@ -5,7 +5,10 @@ A model trained on data where most texts are neutral (GoEmotions: three in four)
 takes neutral texts for emotional. The offset makes the two errors equally likely: it is chosen
 on labelled validation texts to maximise the balanced accuracy of neutral against emotional (the
 mean of the two recalls, which does not depend on how many texts of each kind the data holds),
-and written into the classification head's bias. The offset is part of the model, so the raw and
+and written into the classification head's bias. Only texts of sources that label some text neutral
+count (a JSONL `source` field, as emotion_onnx_export.corpora writes): a source that never says
+neutral (the emotion tweets) cannot show how readily the model does, and its many easy emotional
+texts would drown the balance. The offset is part of the model, so the raw and
 the calibrated argmax still agree, and the default answer (the six labels, without the neutral
 column) does not change at all.
 
@@ -46,6 +49,17 @@ def fit_offset(logits: np.ndarray, labels: np.ndarray, neutral: int) -> tuple[fl
     return float(best[2]), float(best[0])
 
 
+def sources_with_neutral(path: Path, labels: np.ndarray, neutral: int) -> np.ndarray:
+    """Which rows of a JSONL file belong to a source (its `source` field) that labels some text
+    neutral; every row when the file names no sources."""
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return np.ones(len(labels), dtype=bool)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sources = np.array([str(r.get("source", "")) for r in rows])
+    with_neutral = set(sources[labels == neutral])
+    return np.array([s in with_neutral for s in sources])
+
+
 def apply_offset(model, neutral: int, offset: float) -> None:
     """Add `offset` to the bias of the classification head's `neutral` output, in place."""
     import torch
@@ -74,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     neutral = ckpt.labels.index(args.neutral_label)
     data = read_labelled(args.validation)
     labels = np.array(label_ids(data.labels, ckpt.labels, data.source))
-    logits = reference_logits(ckpt, data.texts, 512)
+    keep = sources_with_neutral(args.validation, labels, neutral)
+    texts = [t for t, k in zip(data.texts, keep) if k]
+    labels = labels[keep]
+    logits = reference_logits(ckpt, texts, 512)
     offset, score = fit_offset(logits, labels, neutral)
     before = balanced_accuracy(logits, labels, neutral, 0.0)
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
@@ -86,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics["neutral_offset"] = {
         "offset": previous + offset,
         "validation": str(args.validation),
+        "texts": len(texts),
         "balanced_accuracy_before": before,
         "balanced_accuracy_after": score,
     }

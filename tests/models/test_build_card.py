@@ -1,29 +1,34 @@
-"""models/build_card.py's runs table: re-rendered from attempts.json, nothing else of the card touched."""
+"""models/build_card.py renders the card from card_figures.json and attempts.json alone: the
+committed card is what they render to, and a changed figure changes the card."""
 
 from __future__ import annotations
 
+import copy
 import json
-import shutil
 
 from helpers import REPO, load_script
 
 CARD_DIR = REPO / "models" / "emotion-minilm-l6"
 
 
-def test_runs_table_is_rendered_from_attempts(tmp_path):
-    build_card = load_script("models", "build_card")
-    card = tmp_path / "card"
-    card.mkdir()
-    shutil.copyfile(CARD_DIR / "README.md", card / "README.md")
-    attempts = json.loads((CARD_DIR / "attempts.json").read_text())
-    (card / "attempts.json").write_text(json.dumps(attempts))
-    build_card.rewrite_runs_table(card)
-    assert (card / "README.md").read_text() == (CARD_DIR / "README.md").read_text()  # the committed card is current
+def _inputs():
+    figures = json.loads((CARD_DIR / "card_figures.json").read_text())
+    return figures, json.loads((CARD_DIR / "attempts.json").read_text())
 
-    extra = {**attempts[0], "when": "2099-01-01", "note": "a row added", "decision": "not shipped"}
-    (card / "attempts.json").write_text(json.dumps([*attempts, extra]))
-    build_card.rewrite_runs_table(card)
-    before, after = (CARD_DIR / "README.md").read_text(), (card / "README.md").read_text()
-    added = [line for line in after.splitlines() if line not in before.splitlines()]
-    assert len(added) == 1 and added[0].startswith("| 2099-01-01 |") and "| a row added | not shipped |" in added[0]
-    assert after.split("## Size")[1] == before.split("## Size")[1]
+
+def test_the_committed_card_is_rendered_from_its_figures():
+    build_card = load_script("models", "build_card")
+    figures, attempts = _inputs()
+    assert build_card.render(figures, attempts) == (CARD_DIR / "README.md").read_text()
+
+
+def test_a_figure_or_a_run_changes_the_card():
+    build_card = load_script("models", "build_card")
+    figures, attempts = _inputs()
+    card = build_card.render(figures, attempts)
+    changed = copy.deepcopy(figures)
+    changed["after"]["goemotions-dev"]["default"]["accuracy"] = 0.5
+    assert "50.0%" in build_card.render(changed, attempts) and "**missed**" in build_card.render(changed, attempts)
+    extra = {**attempts[-1], "when": "2099-01-01", "note": "a row added", "decision": "not shipped"}
+    added = [line for line in build_card.render(figures, [*attempts, extra]).splitlines() if line not in card]
+    assert len(added) == 1 and added[0].startswith("| 2099-01-01 |") and "not shipped: a row added" in added[0]
