@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 BASES_DIR = Path(__file__).resolve().parent / "bases"
-SHIPPED = "emotion-minilm-l6"
 
 
 def compact_path(name: str) -> Path | None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from .errors import ExportInputError
 
 DATA_ENV = "EMOTION_DATA_DIR"
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass

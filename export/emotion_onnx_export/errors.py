@@ -5,7 +5,3 @@ from emotion_onnx.errors import EmotionOnnxError
 
 class ExportInputError(EmotionOnnxError):
     """Bad user input: a missing path, an unreachable hub id, a headless checkpoint, ..."""
-
-
-class GateFailure(EmotionOnnxError):
-    """A variant failed the validation gate against the PyTorch reference."""

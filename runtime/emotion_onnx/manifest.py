@@ -482,4 +482,3 @@ def write(manifest: Manifest, directory: str | Path) -> Path:
 
 # the names the package has exported since its first release
 load_manifest = load
-parse_manifest = parse

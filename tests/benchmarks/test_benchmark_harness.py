@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -70,9 +71,9 @@ def test_compare_systems_quick_runs_every_system(tiny_model, tmp_path):
             assert result["batch_texts_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
             assert result["cold_start_s"] > 0 and result["peak_rss_mb"] > 0
             assert result["agreement_with_pytorch"] >= 0.9  # same weights; int8 may flip a rare near-tie
-            assert result["batch_drift"] >= 0
+            assert math.isfinite(result["batch_drift"])
         assert systems["ours-int8"]["batch_drift"] <= 1e-6  # alone or in a batch, the same logits
-    assert data["models"]["trained"]["systems"]["ours-int8"]["accuracy"] >= 0
+    assert 0 < data["models"]["trained"]["systems"]["ours-int8"]["accuracy"] <= 1
     assert data["footprint"]["torch_stack_mb"] > data["footprint"]["runtime_mb"] > 0
     assert "Goals for our fastest int8 row (ours-int8)" in (tmp_path / "compare_systems.md").read_text()
     assert (tmp_path / "compare_systems_full-size.png").read_bytes()[:4] == b"\x89PNG"

@@ -90,6 +90,6 @@ def test_the_server_still_answers_after_the_table(server):
     assert 'status="500"' not in metrics
 
 
-def test_the_table_is_big_enough():
-    assert len(CASES) >= 60
-    assert len({c.status for c in CASES}) >= 6
+def test_the_table_covers_every_refusal_a_body_or_route_can_get():
+    # 401 and 503 depend on the server's configuration and state, not on the request: tested apart
+    assert {c.status for c in CASES} == {200, 400, 404, 405, 413, 415, 422}

@@ -136,10 +136,6 @@ class MicroBatcher:
     def queued_texts(self) -> int:
         return self._queued_texts
 
-    @property
-    def queued_tokens(self) -> int:
-        return self._queued_tokens
-
     # ------------------------------------------------------------------ producers
     def submit(self, encodings: Sequence[Any]) -> Job:
         if self._closing:
