@@ -212,6 +212,93 @@ def _cases() -> list[Case]:
         Case("an unknown route", j({"inputs": "x"}), 404, "no route for /classify", route="/classify"),
         Case("GET /predict", b"", 405, "/predict takes POST, not GET", method="GET"),
         Case("POST /healthz", j({"inputs": "x"}), 405, "/healthz takes GET, HEAD, not POST", route="/healthz"),
+        *_cloud_cases(),
+    ]
+
+
+INFER = "/v2/models/{model}/infer"  # the test fills in the model's name
+CSV = {"Content-Type": "text/csv"}
+
+
+def v2(data, datatype="BYTES", name="text", shape=None, **extra) -> bytes:
+    tensor = {"name": name, "datatype": datatype, "shape": [len(data)] if shape is None else shape, "data": data}
+    return j({"inputs": [tensor], **extra})
+
+
+def _cloud_cases() -> list[Case]:
+    """The same rules through SageMaker's /invocations and the Open Inference Protocol's infer route:
+    a body that means the same as a /predict body gets the same answer, refusals included."""
+    return [
+        # ------------------------------------------------------------ SageMaker
+        Case("sagemaker json", j({"inputs": "I love this product!"}), 200, route="/invocations"),
+        Case("sagemaker csv", b'i feel great\n"so sad, truly"\n', 200, route="/invocations", headers=CSV),
+        Case(
+            "sagemaker too many inputs",
+            j({"inputs": ["x"] * 65}),
+            413,
+            "inputs has 65 texts; the limit is 64",
+            route="/invocations",
+        ),  # fmt: skip
+        Case(
+            "sagemaker csv too many lines",
+            b"x\n" * 65,
+            413,
+            "inputs has 65 texts; the limit is 64",
+            route="/invocations",
+            headers=CSV,
+        ),  # fmt: skip
+        Case(
+            "sagemaker csv record of two fields",
+            b"a,b\n",
+            422,
+            "quote a text that holds commas",
+            route="/invocations",
+            headers=CSV,
+        ),  # fmt: skip
+        Case("sagemaker csv not utf-8", b"\xff\xfe\n", 400, "not UTF-8", route="/invocations", headers=CSV),
+        Case("sagemaker bad json", b'{"inputs": ', 400, "not valid JSON", route="/invocations"),
+        Case(
+            "sagemaker gzip",
+            j({"inputs": "x"}),
+            415,
+            "Content-Encoding gzip",
+            route="/invocations",
+            headers={**JSON, "Content-Encoding": "gzip"},
+        ),  # fmt: skip
+        Case(
+            "sagemaker a bad parameter",
+            j({"inputs": "x", "parameters": {"top_k": 0}}),
+            422,
+            "parameters.top_k must be a positive integer",
+            route="/invocations",
+        ),  # fmt: skip
+        Case("GET /invocations", b"", 405, "/invocations takes POST, not GET", route="/invocations", method="GET"),
+        # ------------------------------------------------------------ Open Inference Protocol
+        Case("v2 infer", v2(["i feel great", "hmm ok"], id="r1"), 200, route=INFER),
+        Case("v2 infer one output", v2(["x"], outputs=[{"name": "label"}]), 200, route=INFER),
+        Case("v2 infer with parameters", v2(["x"], parameters={"top_k": 2}), 200, route=INFER),
+        Case("v2 a tensor of numbers", v2([1.0, 2.0], datatype="FP32"), 422, "must have datatype BYTES", route=INFER),
+        Case("v2 a tensor of another name", v2(["x"], name="input_ids"), 422, "must be named 'text'", route=INFER),
+        Case("v2 a shape that is not the data's", v2(["x"], shape=[3]), 422, "has shape [3] but 1 texts", route=INFER),
+        Case(
+            "v2 two input tensors",
+            j({"inputs": [{"name": "text"}, {"name": "text"}]}),
+            422,
+            "exactly one input tensor",
+            route=INFER,
+        ),  # fmt: skip
+        Case("v2 an unknown output", v2(["x"], outputs=[{"name": "logits"}]), 422, "unknown output(s)", route=INFER),
+        Case("v2 too many texts", v2(["x"] * 65), 413, "inputs has 65 texts; the limit is 64", route=INFER),
+        Case("v2 a number among the texts", v2(["x", 3]), 422, "inputs[1] must be a string", route=INFER),
+        Case(
+            "v2 neutral on a model without it",
+            v2(["x"], parameters={"neutral": True}),
+            422,
+            "no neutral output",
+            route=INFER,
+        ),  # fmt: skip
+        Case("v2 another model", v2(["x"]), 404, "no model named", route="/v2/models/someone-else/infer"),
+        Case("v2 not an inference request", j({"inputs": "x"}), 422, "must be an inference request", route=INFER),
     ]
 
 

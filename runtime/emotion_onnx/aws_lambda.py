@@ -20,14 +20,23 @@ import base64
 import binascii
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from .classifier import EmotionClassifier
+from .contracts import answer, model_name, translate, unknown_model
 from .manifest import is_model_dir
-from .requests import Limits, RequestError, decode_json, parse_embed, parse_predict, route_of
-from .responses import body as response_body
+from .requests import (
+    Limits,
+    RequestError,
+    check_neutral,
+    method_not_allowed,
+    parse_embed,
+    parse_predict,
+    route_of,
+)
 from .responses import encode
 
 MODEL_ENV = "EMOTION_ONNX_MODEL"
@@ -113,7 +122,7 @@ def _base64_flag(event: dict) -> bool:
     raise _bad_event("event: isBase64Encoded must be true or false")
 
 
-def _payload(event: dict, limits: Limits) -> Any:
+def _payload(event: dict, limits: Limits, contract: str = "hf") -> tuple[Any, dict]:
     raw = event.get("body")
     if isinstance(raw, (dict, list)):
         raise _bad_event("event: its body is already a JSON value; API Gateway sends the body as a string")
@@ -124,28 +133,47 @@ def _payload(event: dict, limits: Limits) -> Any:
             raw = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError("bad_body", "the body is marked base64 but is not valid base64") from None
-    return decode_json(raw, _headers(event), limits.max_body_bytes)
+    return translate(contract, raw, _headers(event), limits)
+
+
+V2_INFER = re.compile(r"/v2/models/(?P<name>[^/]+)/infer/?$")
+
+
+def _route(path: str, method: str) -> tuple[str, str, str | None]:
+    """(route, contract, model name) of a proxy event's path: SageMaker's /invocations and the Open
+    Inference Protocol's /v2/models/NAME/infer beside the routes the server has."""
+    infer = V2_INFER.search(path)
+    contract = "v2" if infer else "sagemaker" if path.rstrip("/").endswith("/invocations") else None
+    if contract is None:
+        return route_of(path, method), "hf", None
+    if method.upper() != "POST":
+        raise method_not_allowed(path, method, "POST")
+    return "/predict", contract, infer.group("name") if infer else None
 
 
 def _dispatch(event: Any, kind: str) -> Any:
+    contract, name, context = "hf", None, {}
     if kind == "direct":
         route, payload = "/predict", event
         if isinstance(event, dict) and event.get("task") == "embed":
             route, payload = "/embed", {k: v for k, v in event.items() if k != "task"}
     else:
         method, path = _http(event, kind)
-        route = route_of(path, method)
+        route, contract, name = _route(path, method)
         if route == "/healthz":
             return {"status": "ok", "ready": CLASSIFIER is not None}
-        payload = _payload(event, LIMITS or Limits())
+        payload, context = _payload(event, LIMITS or Limits(), contract)
     limits = LIMITS or Limits()
     request = parse_predict(payload, limits) if route == "/predict" else parse_embed(payload, limits)
     if CLASSIFIER is None:
         raise RequestError("unavailable", f"the model failed to load: {LOAD_ERROR}")
+    if contract == "v2" and name != model_name(CLASSIFIER):
+        raise unknown_model(name, CLASSIFIER)
     if not request.texts:
-        return []
+        check_neutral(CLASSIFIER.manifest, request)
+        return answer(contract, CLASSIFIER, request, CLASSIFIER.forward([]), context)
     outputs = CLASSIFIER.forward_encodings(encode(CLASSIFIER, request, limits))
-    return response_body(CLASSIFIER, request, outputs)
+    return answer(contract, CLASSIFIER, request, outputs, context)
 
 
 def _proxy(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict:

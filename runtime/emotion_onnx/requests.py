@@ -161,14 +161,19 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-def check_content_headers(headers: Mapping[str, str] | None) -> None:
-    """415 for a compressed body or a Content-Type that is not JSON (a missing one is read as JSON)."""
+def check_content_encoding(headers: Mapping[str, str] | None) -> None:
+    """415 for a compressed body."""
     encoding = _header(headers, "content-encoding")
     if encoding is not None and encoding.strip().lower() not in ("", "identity"):
         raise RequestError(
             "unsupported_media_type",
             f"Content-Encoding {encoding.strip()} is not supported; send the body uncompressed",
         )
+
+
+def check_content_headers(headers: Mapping[str, str] | None) -> None:
+    """415 for a compressed body or a Content-Type that is not JSON (a missing one is read as JSON)."""
+    check_content_encoding(headers)
     content_type = _header(headers, "content-type")
     if content_type is not None and content_type.strip():
         media = content_type.split(";", 1)[0].strip().lower()

@@ -38,12 +38,12 @@ def lambda_handler(tiny_model):
     sys.modules.update(saved)
 
 
-def lambda_event(case) -> dict:
+def lambda_event(case, route: str) -> dict:
     try:
         body, encoded = case.body.decode("utf-8"), False
     except UnicodeDecodeError:  # API Gateway base64-encodes a body that is not text
         body, encoded = base64.b64encode(case.body).decode(), True
-    event = http_api_v2(body if case.body else None, path=case.route, method=case.method)
+    event = http_api_v2(body if case.body else None, path=route, method=case.method)
     event["headers"] = {"host": "abc123.execute-api.eu-west-1.amazonaws.com",
                         **{k.lower(): v for k, v in case.headers.items()}}  # fmt: skip
     event["isBase64Encoded"] = encoded
@@ -51,9 +51,10 @@ def lambda_event(case) -> dict:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_http_and_lambda_answer_alike(server, lambda_handler, case):
-    http = request(server.port, case.method, case.route, case.body or None, case.headers)
-    aws = lambda_handler(lambda_event(case), None)
+def test_http_and_lambda_answer_alike(server, lambda_handler, tiny_model, case):
+    route = case.route.replace("{model}", tiny_model.name)  # a model directory's name is its name
+    http = request(server.port, case.method, route, case.body or None, case.headers)
+    aws = lambda_handler(lambda_event(case, route), None)
     assert http.status == case.status, (http.status, http.body[:300])
     assert aws["statusCode"] == case.status, aws
     http_body, aws_body = http.json(), json.loads(aws["body"])
@@ -93,3 +94,4 @@ def test_the_server_still_answers_after_the_table(server):
 def test_the_table_covers_every_refusal_a_body_or_route_can_get():
     # 401 and 503 depend on the server's configuration and state, not on the request: tested apart
     assert {c.status for c in CASES} == {200, 400, 404, 405, 413, 415, 422}
+    assert {c.route for c in CASES} >= {"/predict", "/embed", "/invocations", "/v2/models/{model}/infer"}

@@ -23,8 +23,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..classifier import EmotionClassifier
-from ..requests import RequestError, decode_json, method_not_allowed, not_found, parse_embed, parse_predict
-from ..responses import body as response_body
+from ..contracts import answer as answer_body
+from ..contracts import model_metadata, model_name, translate, unknown_model
+from ..requests import (
+    RequestError,
+    check_neutral,
+    method_not_allowed,
+    not_found,
+    parse_embed,
+    parse_predict,
+)
 from ..responses import encode
 from .batcher import MicroBatcher, QueueFullError, ShuttingDownError
 from .guard import Guard, allowed_methods, open_route
@@ -117,22 +125,26 @@ class InferenceService:
             return unavailable(f"the model failed to load ({self.load_error}); see the server's log", 30)
         return unavailable("the model is still loading", 1)
 
-    async def answer(self, route: str, request: Request) -> list:
-        """Decode, validate, admit, infer and shape the answer of one /predict or /embed request."""
-        payload = decode_json(await request.body(), dict(request.headers))
+    async def answer(self, route: str, request: Request, contract: str = "hf") -> Any:
+        """Decode, validate, admit, infer and shape the answer of one request: /predict or /embed
+        in `contract`'s shape (emotion_onnx.contracts), always through the one request contract."""
         limits = self.settings.limits
+        payload, context = translate(contract, await request.body(), dict(request.headers), limits)
         parsed = parse_predict(payload, limits) if route == "/predict" else parse_embed(payload, limits)
         if not self.ready:
             raise self._not_ready()
-        if not parsed.texts:
-            return []
         clf = self.clf
+        if contract == "v2" and request.path_params.get("name") != model_name(clf):
+            raise unknown_model(request.path_params.get("name"), clf)
+        if not parsed.texts:
+            check_neutral(clf.manifest, parsed)
+            return answer_body(contract, clf, parsed, clf.forward([]), context)
         if sum(len(t) for t in parsed.texts) <= INLINE_TOKENIZE_CHARS:
             encodings = encode(clf, parsed, limits)
         else:
             encodings = await asyncio.get_running_loop().run_in_executor(None, encode, clf, parsed, limits)
         outputs = await self._infer(encodings, request)
-        return response_body(clf, parsed, outputs)
+        return answer_body(contract, clf, parsed, outputs, context)
 
     async def _infer(self, encodings: list, request: Request) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -220,9 +232,9 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         ref = {"$ref": f"#/components/schemas/{model.__name__}"}
         return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
-    def handler(route: str):
+    def handler(route: str, contract: str = "hf"):
         async def handle(request: Request):  # the only parameter: nothing else may reach it from a query string
-            return JSONResponse(await service.answer(route, request))
+            return JSONResponse(await service.answer(route, request, contract))
 
         return handle
 
@@ -234,6 +246,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         app.post(route, response_model=response, responses=errors, summary=summary, openapi_extra=doc)(handler(route))
         app.post(route + "/", include_in_schema=False)(handler(route))
     app.post("/", include_in_schema=False)(handler("/predict"))  # an endpoint's root URL, as Lambda's
+    add_cloud_routes(app, service, settings, handler)
 
     try:
         import swagger_ui_bundle
@@ -314,6 +327,67 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     )
     guard.service = service
     return guard
+
+
+def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSettings, handler) -> None:
+    """The cloud platforms' contracts on the same service (emotion_onnx.contracts): SageMaker's
+    /ping and /invocations, Vertex AI's health and predict routes, and the Open Inference
+    Protocol's /v2 routes. Their probes and metadata are open; what runs the model needs the token."""
+
+    def ready_or_503(body: dict | None = None):
+        if service.ready and not service.draining:
+            return JSONResponse(body if body is not None else {"status": "ready"})
+        err = service._not_ready()
+        return _error(err.status, str(err), err.headers)
+
+    app.post("/invocations", summary="SageMaker: classify texts (JSON, or text/csv one per line)")(
+        handler("/predict", "sagemaker")
+    )
+    app.post(settings.vertex_predict_route, summary="Vertex AI: classify instances")(handler("/predict", "vertex"))
+    app.post("/v2/models/{name}/infer", summary="Open Inference Protocol: infer")(handler("/predict", "v2"))
+
+    @app.get("/ping", summary="SageMaker: ready?")
+    @open_route
+    async def ping():
+        return ready_or_503()
+
+    @app.get(settings.vertex_health_route, summary="Vertex AI: ready?")
+    @open_route
+    async def vertex_health():
+        return ready_or_503()
+
+    @app.get("/v2/health/live", summary="Open Inference Protocol: live")
+    @open_route
+    async def v2_live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="Open Inference Protocol: ready?")
+    @open_route
+    async def v2_ready():
+        return ready_or_503({"ready": True})
+
+    @app.get("/v2", summary="Open Inference Protocol: server metadata")
+    @open_route
+    async def v2_server():
+        return {"name": "emotion-onnx", "version": _version(), "extensions": []}
+
+    def known_model(name: str):
+        if not service.ready:
+            raise service._not_ready()
+        if name != model_name(service.clf):
+            raise unknown_model(name, service.clf)
+        return service.clf
+
+    @app.get("/v2/models/{name}", summary="Open Inference Protocol: model metadata")
+    @open_route
+    async def v2_model(request: Request):
+        return model_metadata(known_model(request.path_params["name"]))
+
+    @app.get("/v2/models/{name}/ready", summary="Open Inference Protocol: model ready?")
+    @open_route
+    async def v2_model_ready(request: Request):
+        known_model(request.path_params["name"])
+        return ready_or_503({"name": request.path_params["name"], "ready": True})
 
 
 def _version() -> str:

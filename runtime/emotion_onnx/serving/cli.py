@@ -30,8 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="model directory (default: the embedded model)")
     p.add_argument("--variant", help="model variant from the manifest")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--host", help="default 127.0.0.1; 0.0.0.0 inside a SageMaker or Vertex AI container (their variables are set)"
+    )
+    p.add_argument("--port", type=int, help="default 8080, or $AIP_HTTP_PORT on Vertex AI")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: usable CPUs)")
     p.add_argument(
         "--no-spinning",
@@ -77,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("`emotion-onnx serve` needs the serve extra: pip install 'emotion-onnx[serve]'") from None
     from .app import create_app
 
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port must be in 0..65535, got {args.port}")
+    host, port = listen_address(args.host, args.port, os.environ)
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port must be in 0..65535, got {port}")
     if args.model and not is_model_dir(Path(args.model)):
         raise InputError(f"{args.model} is not a model directory (no manifest.json)")
     settings = ServerSettings.from_env(
@@ -101,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         log_level=args.log_level,
         access_log=args.log_level in ("info", "debug"),
         timeout_graceful_shutdown=settings.grace_s,
@@ -111,6 +114,20 @@ def run(args: argparse.Namespace) -> int:
     )
     server_class(uvicorn.Server)(config, app.service, settings.grace_s).run()
     return 0
+
+
+def listen_address(host: str | None, port: int | None, environ) -> tuple[str, int]:
+    """Where to listen: the flags, else what the platform the container runs on expects. SageMaker
+    (SM_* or SAGEMAKER_* variables) sends to port 8080 on every interface; Vertex AI to
+    $AIP_HTTP_PORT on every interface. Elsewhere 127.0.0.1:8080, reachable from this machine only."""
+    platform = any(k.startswith(("SM_", "SAGEMAKER_")) for k in environ) or "AIP_HTTP_PORT" in environ
+    if port is None:
+        raw = environ.get("AIP_HTTP_PORT", "8080")
+        try:
+            port = int(raw)
+        except ValueError:
+            raise InputError(f"AIP_HTTP_PORT must be a port number, got {raw!r}") from None
+    return host or ("0.0.0.0" if platform else "127.0.0.1"), port
 
 
 def stop_handshakes(sock: socket.socket) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-ROUTES = ("/", "/predict", "/embed", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+ROUTES = (
+    "/", "/predict", "/embed", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/ping", "/invocations"
+)  # fmt: skip
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -51,6 +53,8 @@ class ServerMetrics:
 
     @staticmethod
     def route(path: str) -> str:
+        if path.startswith("/v2/") or path == "/v2":
+            return "/v2"  # the model's name in the path would make a label per name asked for
         return path if path in ROUTES else "other"
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:

@@ -12,6 +12,8 @@ from ..errors import InputError
 from ..requests import Limits, check_range
 
 TOKEN_ENV = "EMOTION_ONNX_API_TOKEN"
+TAKEN_ROUTES = ("/", "/predict", "/embed", "/healthz", "/readyz", "/metrics", "/ping", "/invocations")
+VERTEX_ENV = {"predict": "AIP_PREDICT_ROUTE", "health": "AIP_HEALTH_ROUTE", "port": "AIP_HTTP_PORT"}
 
 
 def api_token_from_env(environ: Mapping[str, str] | None = None) -> str | None:
@@ -46,12 +48,18 @@ class ServerSettings:
     body_timeout_s: float = 30.0  # the body must arrive within this (else 408)
     send_timeout_s: float = 30.0  # a client that leaves its answer unread this long is cut off
     grace_s: float = 60.0  # SIGTERM: accepted requests are answered within this, the rest get 503
+    vertex_predict_route: str = "/vertex/predict"  # Vertex AI sets AIP_PREDICT_ROUTE
+    vertex_health_route: str = "/vertex/health"  # and AIP_HEALTH_ROUTE
 
     @classmethod
     def from_env(cls, limits: dict[str, int | None] | None = None, **kwargs) -> ServerSettings:
         """Settings with the token and the limits' EMOTION_ONNX_MAX_* variables read from the
         environment; `limits` overrides (from command-line flags) win over the variables."""
-        return cls(api_token=api_token_from_env(), limits=Limits.from_env(**(limits or {})), **kwargs)
+        routes = {
+            "vertex_predict_route": os.environ.get(VERTEX_ENV["predict"]) or cls.vertex_predict_route,
+            "vertex_health_route": os.environ.get(VERTEX_ENV["health"]) or cls.vertex_health_route,
+        }
+        return cls(api_token=api_token_from_env(), limits=Limits.from_env(**(limits or {})), **{**routes, **kwargs})
 
     # (low, high, low excluded): every numeric knob must be finite and within its range, so that a
     # NaN, an infinity or an absurd value is refused at start instead of hanging or starving the server
@@ -73,3 +81,7 @@ class ServerSettings:
             check_range(name, getattr(self, name), low, high, open_low)
         if self.threads is not None:
             thread_count(self.threads, "threads")
+        for name in ("vertex_predict_route", "vertex_health_route"):
+            route = getattr(self, name)
+            if not route.startswith("/") or route in TAKEN_ROUTES or " " in route:
+                raise ValueError(f"{name} must be a path of its own starting with /, got {route!r}")
