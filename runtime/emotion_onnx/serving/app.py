@@ -182,7 +182,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     metrics = ServerMetrics()
     service = InferenceService(settings, metrics)
     PredictRequest, EmbedRequest = request_models(settings.limits)
-    errors = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 503)}
+    errors = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 503)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -246,7 +246,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         app.post(route, response_model=response, responses=errors, summary=summary, openapi_extra=doc)(handler(route))
         app.post(route + "/", include_in_schema=False)(handler(route))
     app.post("/", include_in_schema=False)(handler("/predict"))  # an endpoint's root URL, as Lambda's
-    add_cloud_routes(app, service, settings, handler)
+    add_cloud_routes(app, service, settings, handler, errors)
 
     try:
         import swagger_ui_bundle
@@ -329,7 +329,10 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     return guard
 
 
-def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSettings, handler) -> None:
+NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSettings, handler, errors) -> None:
     """The cloud platforms' contracts on the same service (emotion_onnx.contracts): SageMaker's
     /ping and /invocations, Vertex AI's health and predict routes, and the Open Inference
     Protocol's /v2 routes. Their probes and metadata are open; what runs the model needs the token."""
@@ -340,18 +343,25 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
         err = service._not_ready()
         return _error(err.status, str(err), err.headers)
 
-    app.post("/invocations", summary="SageMaker: classify texts (JSON, or text/csv one per line)")(
+    probe = {503: {"model": ErrorBody}}
+    by_name = {"parameters": [NAME_PARAMETER]}
+    model_probe = {**probe, 404: {"model": ErrorBody}}
+    app.post("/invocations", summary="SageMaker: classify texts (JSON, or text/csv one per line)", responses=errors)(
         handler("/predict", "sagemaker")
     )
-    app.post(settings.vertex_predict_route, summary="Vertex AI: classify instances")(handler("/predict", "vertex"))
-    app.post("/v2/models/{name}/infer", summary="Open Inference Protocol: infer")(handler("/predict", "v2"))
+    app.post(settings.vertex_predict_route, summary="Vertex AI: classify instances", responses=errors)(
+        handler("/predict", "vertex")
+    )
+    app.post(
+        "/v2/models/{name}/infer", summary="Open Inference Protocol: infer", responses=errors, openapi_extra=by_name
+    )(handler("/predict", "v2"))
 
-    @app.get("/ping", summary="SageMaker: ready?")
+    @app.get("/ping", summary="SageMaker: ready?", responses=probe)
     @open_route
     async def ping():
         return ready_or_503()
 
-    @app.get(settings.vertex_health_route, summary="Vertex AI: ready?")
+    @app.get(settings.vertex_health_route, summary="Vertex AI: ready?", responses=probe)
     @open_route
     async def vertex_health():
         return ready_or_503()
@@ -361,7 +371,7 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
     async def v2_live():
         return {"live": True}
 
-    @app.get("/v2/health/ready", summary="Open Inference Protocol: ready?")
+    @app.get("/v2/health/ready", summary="Open Inference Protocol: ready?", responses=probe)
     @open_route
     async def v2_ready():
         return ready_or_503({"ready": True})
@@ -378,12 +388,14 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
             raise unknown_model(name, service.clf)
         return service.clf
 
-    @app.get("/v2/models/{name}", summary="Open Inference Protocol: model metadata")
+    @app.get("/v2/models/{name}", summary="Open Inference Protocol: model metadata", responses=model_probe,
+             openapi_extra=by_name)  # fmt: skip
     @open_route
     async def v2_model(request: Request):
         return model_metadata(known_model(request.path_params["name"]))
 
-    @app.get("/v2/models/{name}/ready", summary="Open Inference Protocol: model ready?")
+    @app.get("/v2/models/{name}/ready", summary="Open Inference Protocol: model ready?", responses=model_probe,
+             openapi_extra=by_name)  # fmt: skip
     @open_route
     async def v2_model_ready(request: Request):
         known_model(request.path_params["name"])
