@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, write_results  # noqa: E402
+from common import machine, median, write_results  # noqa: E402
 
 APP = """\
 import sys
@@ -59,6 +59,23 @@ def run_once(exe: Path) -> tuple[float, int]:
     return time.perf_counter() - t0, int(proc.stderr.strip().splitlines()[-1]) * 1024
 
 
+def markdown(data: dict) -> str:
+    lines = [
+        f"2 cores of an {data['machine'].get('cpu', 'unknown CPU')}: PyInstaller {data['pyinstaller']}, the app "
+        f"above with the embedded model, one thread, one text; median of {data['repeats']} runs "
+        "(`python benchmarks/frozen_app.py`).",
+        "",
+        "| build | size | start to answer (median; first run) | peak memory |",
+        "|---|---|---|---|",
+    ]
+    for mode, r in data["results"].items():
+        lines.append(
+            f"| `--{mode}` | {r['bytes'] / 1e6:.0f} MB | {r['start_to_answer_median_s']:.2f} s; "
+            f"{r['start_to_answer_s'][0]:.2f} s | {r['peak_rss_bytes'] / 1e6:.0f} MB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
@@ -80,19 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_bytes": max(r[1] for r in runs),
             }
     data = {"pyinstaller": PyInstaller.__version__, "repeats": args.repeats, "results": results}
-    lines = [
-        f"PyInstaller {PyInstaller.__version__}, the app above with the embedded model, one thread, one text; "
-        f"median of {args.repeats} runs (`python benchmarks/frozen_app.py`).",
-        "",
-        "| build | size | start to answer (median; first run) | peak memory |",
-        "|---|---|---|---|",
-    ]
-    for mode, r in results.items():
-        lines.append(
-            f"| `--{mode}` | {r['bytes'] / 1e6:.0f} MB | {r['start_to_answer_median_s']:.2f} s; "
-            f"{r['start_to_answer_s'][0]:.2f} s | {r['peak_rss_bytes'] / 1e6:.0f} MB |"
-        )
-    md = "\n".join(lines) + "\n"
+    md = markdown({**data, "machine": machine()})
     write_results("frozen_app", data, md)
     print(md)
     return 0
