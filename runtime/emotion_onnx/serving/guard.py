@@ -27,6 +27,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 CLIENT_CLOSED = 499
+# A refused body up to this size is read to its end before the 413 (a client still sending it would
+# otherwise meet a closed connection instead of the answer); a bigger one is refused at once.
+DRAIN_BYTES = 16 << 20
 OPEN_ATTRIBUTE = "emotion_onnx_open"  # set on an endpoint that answers without the token
 
 
@@ -151,11 +154,11 @@ class Guard:
             await send_json(send, 503, {"error": "the server is shutting down; retry on another instance"}, headers)
             return
         declared = self._content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:  # the body is never read: close
-            await send_json(send, 413, body_too_large(declared, self.max_body_bytes).body(), {"Connection": "close"})
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(receive, send, declared, deadline, False, declared <= DRAIN_BYTES)
             return
         chunks, size = [], 0
-        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while True:
             try:
                 message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
@@ -168,7 +171,7 @@ class Guard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await send_json(send, 413, body_too_large(None, self.max_body_bytes).body(), {"Connection": "close"})
+                await self._too_large(receive, send, None, deadline, not message.get("more_body", False), True)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -184,6 +187,34 @@ class Guard:
             return await receive()  # after the body: waits for http.disconnect
 
         await self.app(scope, replay, send)
+
+    async def _too_large(
+        self, receive: Receive, send: Send, declared: int | None, deadline: float, ended: bool, drain: bool
+    ) -> None:
+        """413. A body of at most DRAIN_BYTES is read to its end first (and thrown away), so that the
+        client, still sending, gets the answer and the connection stays usable; a bigger one, or one
+        that does not arrive by the deadline, is refused at once and the connection closed, so that
+        what it still sends is never read as the next request."""
+        finished = ended or (drain and await self._discard(receive, deadline))
+        headers = None if finished else {"Connection": "close"}
+        await send_json(send, 413, body_too_large(declared, self.max_body_bytes).body(), headers)
+
+    @staticmethod
+    async def _discard(receive: Receive, deadline: float) -> bool:
+        """Read the rest of a body, keeping none of it, up to DRAIN_BYTES and the deadline; whether it ended."""
+        seen = 0
+        loop = asyncio.get_running_loop()
+        while seen <= DRAIN_BYTES:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except asyncio.TimeoutError:
+                return False
+            if message["type"] == "http.disconnect":
+                return False
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return True
+        return False
 
     def _authorised(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
