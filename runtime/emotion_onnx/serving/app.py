@@ -202,31 +202,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     app.state.service = service
     app.state.settings = settings
 
-    @app.exception_handler(RequestError)
-    async def on_request_error(request: Request, exc: RequestError):
-        return _error(exc.status, str(exc), exc.headers)
-
-    @app.exception_handler(HTTPException)
-    async def on_http(request: Request, exc: HTTPException):
-        if exc.status_code == 404:
-            return _error(404, str(not_found(request.url.path)))
-        if exc.status_code == 405:
-            wanted = ", ".join(allowed_methods(app.router.routes, request.scope))
-            err = method_not_allowed(request.url.path, request.method, wanted)
-            return _error(405, str(err), err.headers)
-        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def on_validation(request: Request, exc: RequestValidationError):
-        return _error(422, "invalid request")
-
-    @app.exception_handler(ClientGone)
-    async def on_gone(request: Request, exc: ClientGone):
-        return _error(499, "client closed the request")  # nginx's convention; nobody reads it
-
-    @app.exception_handler(Exception)
-    async def on_crash(request: Request, exc: Exception):
-        return _error(500, f"internal error ({type(exc).__name__})")
+    add_error_handlers(app)
 
     def body_doc(model) -> dict:
         ref = {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -330,6 +306,36 @@ def create_app(settings: ServerSettings | None = None) -> Any:
 
 
 NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every refusal and failure as one JSON body naming the problem, never a stack trace."""
+
+    @app.exception_handler(RequestError)
+    async def on_request_error(request: Request, exc: RequestError):
+        return _error(exc.status, str(exc), exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException):
+        if exc.status_code == 404:
+            return _error(404, str(not_found(request.url.path)))
+        if exc.status_code == 405:
+            wanted = ", ".join(allowed_methods(app.router.routes, request.scope))
+            err = method_not_allowed(request.url.path, request.method, wanted)
+            return _error(405, str(err), err.headers)
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        return _error(422, "invalid request")
+
+    @app.exception_handler(ClientGone)
+    async def on_gone(request: Request, exc: ClientGone):
+        return _error(499, "client closed the request")  # nginx's convention; nobody reads it
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception):
+        return _error(500, f"internal error ({type(exc).__name__})")
 
 
 def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSettings, handler, errors) -> None:
