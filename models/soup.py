@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from emotion_onnx_export import plots
     from emotion_onnx_export.data import read_labelled
-    from emotion_onnx_export.finetune import _Encoded, _predict, average_states
+    from emotion_onnx_export.finetune import EncodedTexts, average_states, predict_logits
     from emotion_onnx_export.metrics import summary
 
     metrics = read_runs(args.runs)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("validation", "test"):
         data = read_labelled(Path(cfg[split]))
         y = np.array([ids[v] if isinstance(v, str) else v for v in data.labels])
-        logits = _predict(model, _Encoded(tokenizer, data.texts, cfg["max_length"]))
+        logits = predict_logits(model, EncodedTexts(tokenizer, data.texts, cfg["max_length"]))
         scored[split] = (y, logits, summary(y, logits.argmax(1), labels))
 
     tmp = args.out.with_name(f".{args.out.name}.tmp")

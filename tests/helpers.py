@@ -50,7 +50,7 @@ def opset(path: Path) -> int:
 
 
 def load_script(folder: str, name: str):
-    """A script under models/ or research/ (not a package) imported as a module, for its functions.
+    """A script under models/ or benchmarks/ (not a package) imported as a module, for its functions.
     Its folder goes on sys.path, as it is when the script runs, so scripts can import each other."""
     import importlib.util
 

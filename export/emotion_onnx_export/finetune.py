@@ -255,7 +255,7 @@ def _load_base(base: str, names: list[str], seed: int):
     return model, tokenizer
 
 
-class _Encoded:
+class EncodedTexts:
     """Tokenised texts (no padding), padded per batch by transformers' DataCollatorWithPadding."""
 
     def __init__(self, tokenizer, texts: list[str], max_length: int):
@@ -271,7 +271,7 @@ class _Encoded:
         return dict(self.collator([self.rows[i] for i in index]))
 
 
-def _predict(model, data: _Encoded, batch_size: int = 128) -> np.ndarray:
+def predict_logits(model, data: EncodedTexts, batch_size: int = 128) -> np.ndarray:
     import torch
 
     model.eval()
@@ -295,16 +295,8 @@ def _jsonable(value):
     return str(value) if isinstance(value, Path) else value
 
 
-def run_finetune(config: FinetuneConfig) -> dict:
-    import torch
-    from tqdm import tqdm
-    from transformers import get_linear_schedule_with_warmup
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    from emotion_onnx.cpu import available_cpus
-
-    from . import plots
-
+def check_config(config: FinetuneConfig) -> None:
+    """Refuse options that cannot train, before anything is read or loaded."""
     out = Path(config.out)
     if out.exists() and any(out.iterdir()) and not config.force:
         raise ExportInputError(f"output directory {out} is not empty; pass --force to replace it")
@@ -320,36 +312,55 @@ def run_finetune(config: FinetuneConfig) -> dict:
         raise ExportInputError(f"--augment-lead-ins must be a probability in [0, 1], got {config.augment_lead_ins}")
     if not 0 <= config.linear_probe_epochs < config.epochs:
         raise ExportInputError("--linear-probe-epochs must be at least 0 and fewer than --epochs")
-    train_files = config.train if isinstance(config.train, (list, tuple)) else [config.train]
-    train, order = combine([read_labelled(f, config.text_field, config.label_field) for f in train_files])
-    val = read_labelled(config.validation, config.text_field, config.label_field)
-    test = read_labelled(config.test, config.text_field, config.label_field) if config.test else None
-    names, mapping = resolve_labels(train, config.labels_file, None if config.labels_file else order)
-    y_train = encode_labels(train, mapping, names)
-    y_val = encode_labels(val, mapping, names)
-    y_test = encode_labels(test, mapping, names) if test else None
 
-    torch.set_num_threads(config.threads or available_cpus())
-    torch.manual_seed(config.seed)
-    model, tokenizer = _load_base(config.base, names, config.seed)
-    if config.mixup:
-        pooled_fn, head_fn = pooled_and_head(model)
-        mix_rng = np.random.default_rng([config.seed, 1])  # its own stream: the batch order stays the same
-    train_b = _Encoded(tokenizer, train.texts, config.max_length)
-    val_b = _Encoded(tokenizer, val.texts, config.max_length)
-    order_rng = torch.Generator().manual_seed(config.seed)
-    sampler = LengthGroupedSampler(config.batch_size, lengths=train_b.lengths, generator=order_rng)
-    weights = class_weights(y_train, len(names), config.class_weights)
+
+@dataclass
+class _Splits:
+    """The labelled texts of a run and their label ids in the run's label order."""
+
+    names: list[str]
+    train: LabelledTexts
+    val: LabelledTexts
+    test: LabelledTexts | None
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray | None
+
+
+def _read_splits(config: FinetuneConfig) -> _Splits:
+    def read(path):
+        return read_labelled(path, config.text_field, config.label_field)
+
+    train_files = config.train if isinstance(config.train, (list, tuple)) else [config.train]
+    train, order = combine([read(f) for f in train_files])
+    val = read(config.validation)
+    test = read(config.test) if config.test else None
+    names, mapping = resolve_labels(train, config.labels_file, None if config.labels_file else order)
+    return _Splits(
+        names,
+        train,
+        val,
+        test,
+        encode_labels(train, mapping, names),
+        encode_labels(val, mapping, names),
+        encode_labels(test, mapping, names) if test else None,
+    )
+
+
+def _loss_function(config: FinetuneConfig, weights: np.ndarray):
+    import torch
+
     weight_t = None if config.class_weights == "none" else torch.as_tensor(weights, dtype=torch.float32)
     if config.focal_gamma:
+        return lambda logits, target: focal_loss(logits, target, config.focal_gamma, weight_t)
+    return torch.nn.CrossEntropyLoss(weight=weight_t, label_smoothing=config.label_smoothing)
 
-        def loss_fn(logits, target):
-            return focal_loss(logits, target, config.focal_gamma, weight_t)
-    else:
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight_t, label_smoothing=config.label_smoothing)
 
-    steps_per_epoch = math.ceil(len(train.texts) / config.batch_size)
-    total = steps_per_epoch * config.epochs
+def _optimizer(model, config: FinetuneConfig, total_steps: int):
+    """AdamW without decay on biases and LayerNorm weights; linear warm-up, then linear decay."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
         {
@@ -359,120 +370,233 @@ def run_finetune(config: FinetuneConfig) -> dict:
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
-    epochs, step_losses = [], []
-    best, best_state, best_span, stale = -1.0, None, None, 0
-    recent, avg_model = [], None  # the last `average_last` epochs' weights, for checkpoint averaging
-    t_start = time.perf_counter()
-    augment_rng = np.random.default_rng([config.seed, 2])  # its own stream, like mixup's
-    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "pre_classifier"))]
-    for epoch in range(1, config.epochs + 1):
+
+class _Progress:
+    """An epoch's steps: a tqdm bar on a TTY; elsewhere (a log file) a line every tenth of the
+    epoch, so a run in the background shows how far it is."""
+
+    def __init__(self, steps: int, desc: str):
+        from tqdm import tqdm
+
+        self.tty = sys.stderr.isatty()
+        self.steps, self.desc, self.t0 = steps, desc, time.perf_counter()
+        self.every = max(1, steps // 10)
+        self.bar = tqdm(total=steps, desc=desc, disable=not self.tty)
+
+    def step(self, done: int, loss: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}")
+        if not self.tty and (done % self.every == 0 or done == self.steps):
+            seconds = time.perf_counter() - self.t0
+            print(
+                f"{self.desc}: step {done}/{self.steps}, loss {loss:.4f}, {seconds:.0f} s", file=sys.stderr, flush=True
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _Trainer:
+    """One fine-tuning run's model, data and optimiser state, stepped an epoch at a time."""
+
+    def __init__(self, config: FinetuneConfig, splits: _Splits):
+        import torch
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        self.config, self.splits = config, splits
+        self.model, self.tokenizer = _load_base(config.base, splits.names, config.seed)
+        if config.mixup:
+            self.pooled_fn, self.head_fn = pooled_and_head(self.model)
+            self.mix_rng = np.random.default_rng([config.seed, 1])  # its own stream: the batch order stays the same
+        self.train_b = EncodedTexts(self.tokenizer, splits.train.texts, config.max_length)
+        self.val_b = EncodedTexts(self.tokenizer, splits.val.texts, config.max_length)
+        order_rng = torch.Generator().manual_seed(config.seed)
+        self.sampler = LengthGroupedSampler(config.batch_size, lengths=self.train_b.lengths, generator=order_rng)
+        self.weights = class_weights(splits.y_train, len(splits.names), config.class_weights)
+        self.loss_fn = _loss_function(config, self.weights)
+        self.steps_per_epoch = math.ceil(len(splits.train.texts) / config.batch_size)
+        self.optimizer, self.scheduler = _optimizer(self.model, config, self.steps_per_epoch * config.epochs)
+        self.augment_rng = np.random.default_rng([config.seed, 2])  # its own stream, like mixup's
+        self.head = [p for n, p in self.model.named_parameters() if n.startswith(("classifier", "pre_classifier"))]
+
+    def train_epoch(self, epoch: int) -> list[float]:
+        """One pass over the training texts (lead-ins stripped afresh, in a seeded length-grouped
+        order); the step losses."""
+        config, model = self.config, self.model
         model.train()
         probing = epoch <= config.linear_probe_epochs  # LP-FT: the encoder stays frozen at first
         for p in model.parameters():
             p.requires_grad_(not probing)
-        for p in head:
+        for p in self.head:
             p.requires_grad_(True)
-        t0 = time.perf_counter()
         if config.augment_lead_ins:
-            train_b = _Encoded(tokenizer, augment_texts(train.texts, config.augment_lead_ins, augment_rng),
-                               config.max_length)  # fmt: skip
-        perm = np.fromiter(iter(sampler), dtype=np.int64)  # similar lengths per batch, in a seeded order
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not sys.stderr.isatty())
-        for step in bar:
+            texts = augment_texts(self.splits.train.texts, config.augment_lead_ins, self.augment_rng)
+            self.train_b = EncodedTexts(self.tokenizer, texts, config.max_length)
+        perm = np.fromiter(iter(self.sampler), dtype=np.int64)  # similar lengths per batch, in a seeded order
+        losses: list[float] = []
+        progress = _Progress(self.steps_per_epoch, f"epoch {epoch}/{config.epochs}")
+        for step in range(self.steps_per_epoch):
             index = perm[step * config.batch_size : (step + 1) * config.batch_size].tolist()
-            feeds = train_b.collate(index)
-            target = torch.as_tensor(y_train[index])
-            if config.mixup:
-                lam = float(mix_rng.beta(config.mixup, config.mixup))
-                partner = torch.as_tensor(mix_rng.permutation(len(index)))
-                loss = mixup_loss(loss_fn, pooled_fn(feeds), head_fn, target, lam, partner)
-            else:
-                loss = loss_fn(model(**feeds).logits, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        step_losses += losses
-        logits = _predict(model, val_b)
-        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y_val)))
-        s = summary(y_val, logits.argmax(1), names)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "val_loss": val_loss,
-            "val_accuracy": s["accuracy"],
-            "val_macro_f1": s["macro_f1"],
-            "val_per_class_f1": s["per_class_f1"],
-            "lr_end": scheduler.get_last_lr()[0],
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        candidates = [(s["macro_f1"], state, [epoch])]
-        recent = (recent + [state])[-config.average_last :]
-        if len(recent) > 1:
-            averaged = average_states(recent)
-            if avg_model is None:
-                avg_model = copy.deepcopy(model)
-            avg_model.load_state_dict(averaged)
-            sa = summary(y_val, _predict(avg_model, val_b).argmax(1), names)
-            span = list(range(epoch - len(recent) + 1, epoch + 1))
+            losses.append(self._step(index))
+            progress.step(step + 1, float(np.mean(losses[-50:])))
+        progress.close()
+        return losses
+
+    def _step(self, index: list[int]) -> float:
+        import torch
+
+        feeds = self.train_b.collate(index)
+        target = torch.as_tensor(self.splits.y_train[index])
+        if self.config.mixup:
+            lam = float(self.mix_rng.beta(self.config.mixup, self.config.mixup))
+            partner = torch.as_tensor(self.mix_rng.permutation(len(index)))
+            loss = mixup_loss(self.loss_fn, self.pooled_fn(feeds), self.head_fn, target, lam, partner)
+        else:
+            loss = self.loss_fn(self.model(**feeds).logits, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def validate(self, model=None) -> tuple[np.ndarray, dict]:
+        """The validation logits of `model` (default: the one training) and their summary."""
+        logits = predict_logits(model or self.model, self.val_b)
+        return logits, summary(self.splits.y_val, logits.argmax(1), self.splits.names)
+
+
+class _Selection:
+    """Early stopping and the weights kept: after each epoch, that epoch's weights and the average
+    of the last `average_last` epochs' are candidates; the best validation macro-F1 so far wins,
+    and `patience` epochs without a better one stop the run."""
+
+    def __init__(self, average_last: int, patience: int):
+        self.average_last, self.patience = average_last, patience
+        self.best, self.state, self.span, self.stale = -1.0, None, None, 0
+        self.recent: list[dict] = []
+        self.avg_model = None
+
+    def offer(self, trainer: _Trainer, epoch: int, macro_f1: float, record: dict) -> bool:
+        """Weigh this epoch's candidates (noting the average's figures in `record`); False to stop."""
+        state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        candidates = [(macro_f1, state, [epoch])]
+        self.recent = (self.recent + [state])[-self.average_last :]
+        if len(self.recent) > 1:
+            averaged = average_states(self.recent)
+            if self.avg_model is None:
+                self.avg_model = copy.deepcopy(trainer.model)
+            self.avg_model.load_state_dict(averaged)
+            sa = trainer.validate(self.avg_model)[1]
+            span = list(range(epoch - len(self.recent) + 1, epoch + 1))
             record["averaged"] = {"epochs": span, "val_accuracy": sa["accuracy"], "val_macro_f1": sa["macro_f1"]}
             candidates.append((sa["macro_f1"], averaged, span))
-        epochs.append(record)
-        print(
-            f"epoch {epoch}: train_loss={record['train_loss']:.4f} val_loss={val_loss:.4f} "
-            f"val_acc={s['accuracy']:.4f} val_macro_f1={s['macro_f1']:.4f}"
-            + (f" averaged{span}_macro_f1={sa['macro_f1']:.4f}" if "averaged" in record else ""),
-            file=sys.stderr,
-        )
         top = max(candidates, key=lambda c: c[0])
-        if top[0] > best:
-            best, best_state, best_span, stale = top[0], top[1], top[2], 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        if top[0] > self.best:
+            self.best, self.state, self.span, self.stale = top[0], top[1], top[2], 0
+            return True
+        self.stale += 1
+        return self.stale < self.patience
 
-    model.load_state_dict(best_state)
+
+def _epoch_record(trainer: _Trainer, epoch: int, losses: list[float], seconds: float) -> tuple[dict, dict]:
+    import torch
+
+    logits, s = trainer.validate()
+    val_loss = float(
+        torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(trainer.splits.y_val))
+    )
+    record = {
+        "epoch": epoch,
+        "train_loss": float(np.mean(losses)),
+        "val_loss": val_loss,
+        "val_accuracy": s["accuracy"],
+        "val_macro_f1": s["macro_f1"],
+        "val_per_class_f1": s["per_class_f1"],
+        "lr_end": trainer.scheduler.get_last_lr()[0],
+        "seconds": round(seconds, 1),
+    }
+    return record, s
+
+
+def _log_epoch(record: dict) -> None:
+    averaged = record.get("averaged")
+    print(
+        f"epoch {record['epoch']}: train_loss={record['train_loss']:.4f} val_loss={record['val_loss']:.4f} "
+        f"val_acc={record['val_accuracy']:.4f} val_macro_f1={record['val_macro_f1']:.4f}"
+        + (f" averaged{averaged['epochs']}_macro_f1={averaged['val_macro_f1']:.4f}" if averaged else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run_finetune(config: FinetuneConfig) -> dict:
+    """Train as `config` says and write the run directory (checkpoint/, metrics.json, plots);
+    returns the metrics."""
+    import torch
+
+    from emotion_onnx.cpu import available_cpus
+
+    check_config(config)
+    splits = _read_splits(config)
+    torch.set_num_threads(config.threads or available_cpus())
+    torch.manual_seed(config.seed)
+    trainer = _Trainer(config, splits)
+    selection = _Selection(config.average_last, config.patience)
+    epochs, step_losses = [], []
+    t_start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        losses = trainer.train_epoch(epoch)
+        step_losses += losses
+        record, s = _epoch_record(trainer, epoch, losses, time.perf_counter() - t0)
+        go_on = selection.offer(trainer, epoch, s["macro_f1"], record)
+        epochs.append(record)
+        _log_epoch(record)
+        if not go_on:
+            break
+    trainer.model.load_state_dict(selection.state)
+    return _write_run(trainer, selection.span, epochs, step_losses, time.perf_counter() - t_start)
+
+
+def _write_run(trainer: _Trainer, best_span: list[int], epochs: list[dict], step_losses: list[float],
+               seconds: float) -> dict:  # fmt: skip
+    """The run directory, written beside its place and renamed into it: the checkpoint, the
+    tokenizer, metrics.json, the training curves and the confusion matrices."""
+    from . import plots
+
+    config, splits, names = trainer.config, trainer.splits, trainer.splits.names
+    out = Path(config.out)
     best_epoch = best_span[-1]  # the epoch that found it: a single epoch, or the last of an averaged span
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "checkpoint").mkdir(parents=True)
-    model.save_pretrained(tmp / "checkpoint")
-    tokenizer.save_pretrained(tmp / "checkpoint")
-    val_logits = _predict(model, val_b)
-    val_summary = summary(y_val, val_logits.argmax(1), names)
+    trainer.model.save_pretrained(tmp / "checkpoint")
+    trainer.tokenizer.save_pretrained(tmp / "checkpoint")
+    val_summary = trainer.validate()[1]
     metrics = {
         "config": {k: _jsonable(v) for k, v in asdict(config).items()},
         "labels": names,
         "epochs": epochs,
         "best_epoch": best_epoch,
         "best_weights": "epoch" if len(best_span) == 1 else "average of epochs " + ", ".join(map(str, best_span)),
-        "class_weights": dict(zip(names, (round(float(w), 4) for w in weights))),
-        "train_seconds": round(time.perf_counter() - t_start, 1),
+        "class_weights": dict(zip(names, (round(float(w), 4) for w in trainer.weights))),
+        "train_seconds": round(seconds, 1),
         "validation": val_summary,
     }
     plots.training_curves(step_losses, epochs, tmp / "training_curves.png")
-    plots.confusion_matrix(
-        np.array(val_summary["confusion_matrix"]),
-        names,
-        tmp / "confusion_matrix.png",
-        f"validation (best epoch {best_epoch})",
-    )
-    if test is not None:
-        test_logits = _predict(model, _Encoded(tokenizer, test.texts, config.max_length))
-        metrics["test"] = summary(y_test, test_logits.argmax(1), names)
+    matrix = np.array(val_summary["confusion_matrix"])
+    plots.confusion_matrix(matrix, names, tmp / "confusion_matrix.png", f"validation (best epoch {best_epoch})")
+    if splits.test is not None:
+        test_b = EncodedTexts(trainer.tokenizer, splits.test.texts, config.max_length)
+        test_logits = predict_logits(trainer.model, test_b)
+        metrics["test"] = summary(splits.y_test, test_logits.argmax(1), names)
         np.save(tmp / "test_logits.npy", test_logits.astype(np.float32))
-        np.save(tmp / "test_labels.npy", y_test.astype(np.int8))
-        plots.confusion_matrix(
-            np.array(metrics["test"]["confusion_matrix"]), names, tmp / "confusion_matrix_test.png", "test split"
-        )
+        np.save(tmp / "test_labels.npy", splits.y_test.astype(np.int8))
+        matrix = np.array(metrics["test"]["confusion_matrix"])
+        plots.confusion_matrix(matrix, names, tmp / "confusion_matrix_test.png", "test split")
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if out.exists():
         shutil.rmtree(out)

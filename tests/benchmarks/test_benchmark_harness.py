@@ -135,31 +135,6 @@ def test_latency_breakdown_prints_the_split(tiny_model):
         assert row in proc.stdout
 
 
-def test_single_text_chain_probe_quick(tiny_model, tmp_path):
-    import onnx
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from single_text_chain import strip_row_scales
-
-    shipped = tiny_model / json.loads((tiny_model / "manifest.json").read_text())["variants"]["int8"]["file"]
-    removed = strip_row_scales(shipped, tmp_path / "probe.onnx")
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "probe.onnx")).graph.node]
-    before = [n.op_type for n in onnx.load(str(shipped)).graph.node]
-    # Abs, ReduceMax and Div go with every quantised activation; the GEMMs stay
-    assert removed == 3 * before.count("QuantizeLinear") > 0
-    # (the last block's unfused attention keeps its own Div, by the square root of the head size)
-    assert "Abs" not in ops and "ReduceMax" not in ops
-    assert ops.count("Div") == before.count("Div") - before.count("QuantizeLinear")
-    assert ops.count("MatMulIntegerToFloat") == before.count("MatMulIntegerToFloat")
-    # every GEMM's row rescale Mul became an Identity
-    assert ops.count("Identity") - before.count("Identity") == before.count("MatMulIntegerToFloat")
-    _run_quick("single_text_chain.py", tmp_path, "--model", str(tiny_model), "--name", "t")
-    data = json.loads((tmp_path / "single_text_chain_t.json").read_text())
-    assert data["nodes_removed_in_probe"] == removed
-    assert set(data["latency"]) >= {"per-token int8 (shipped)", "probe: per-row ops removed", "clf([text]), shipped"}
-    assert (tmp_path / "single_text_chain_t.png").read_bytes()[:4] == b"\x89PNG"
-
-
 def test_adaptation_curves_quick(checkpoints, tmp_path):
     """Three tasks x one base x one size through the real finetune command, with the no-training
     reference from the embedded model."""

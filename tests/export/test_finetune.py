@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -47,6 +48,10 @@ def test_finetune_then_export(small_data, checkpoints, tmp_path):
         "--epochs", "2", "--lr", "5e-4", "--batch-size", "16", "--class-weights", "sqrt", "--export",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr.decode()
+    # a log (not a TTY) shows how far each epoch is, then the epoch's figures
+    log = proc.stderr.decode()
+    assert re.search(r"epoch 1/2: step \d+/\d+, loss [\d.]+, \d+ s", log), log[-2000:]
+    assert log.index("epoch 2/2: step") > log.index("epoch 1: train_loss=")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["labels"] == ["sadness", "joy", "love", "anger", "fear", "surprise"]
     assert metrics["config"]["class_weights"] == "sqrt"
