@@ -114,10 +114,11 @@ def checkpoint_of(model_dir: Path) -> Path:
     from emotion_onnx import manifest as manifest_io
 
     source = manifest_io.load(model_dir).source
-    path = source.get("local_path")
-    if not path or not Path(path).is_dir():
-        raise SystemExit(f"{model_dir}: its manifest records no local checkpoint; pass the checkpoint explicitly")
-    return Path(path)
+    # a local checkpoint is recorded by its content hash and its path relative to the model directory
+    path = model_dir / source["model"] if source.get("content_sha256") else None
+    if path is None or not path.is_dir():
+        raise SystemExit(f"{model_dir}: its manifest names no local checkpoint here; pass the checkpoint explicitly")
+    return path
 
 
 def long_texts(model_dir: Path, texts: list[str], count: int, lo: int = 300, hi: int = 500) -> list[str]:

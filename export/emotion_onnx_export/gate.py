@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from emotion_onnx.batching import canonical_width
 from emotion_onnx.calibration import softmax
 from emotion_onnx.classifier import EmotionClassifier
 
@@ -72,11 +73,27 @@ def compare(
     return GateResult(variant, passed, figures, reason)
 
 
-def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> float:
-    """max |Δlogit| between each text alone and the same texts in one padded batch.
+def padded_batch_drift(clf: EmotionClassifier, texts: list[str], width_step: int | None = None) -> float:
+    """max |Δlogit| between each text alone and the same texts, lengths mixed, in one batch whose
+    rows are padded: alone, a text is padded to its canonical width at the engine's own width step
+    (onnxruntime's is 1: no padding at all); together, at `width_step` (default: the engine's),
+    every text goes in one batch padded to the canonical width of the longest. Where the width step
+    is 1 every shorter row is padded, so a graph whose rows see the padding (or each other) shows it."""
+    step = clf.engine.width_step
+    together_step = width_step or step
+    encodings = clf.encoder.encode(texts)
+    width = canonical_width(max(len(e.ids) for e in encodings), together_step)
+    together = clf.engine.run(clf.encoder.pad(encodings, width))[0]
+    alone = np.vstack([clf.engine.run(clf.encoder.pad([e], canonical_width(len(e.ids), step)))[0] for e in encodings])
+    return float(np.abs(together.astype(np.float64) - alone).max())
 
-    The batch holds every text plus one long text, so every row is padded.
-    """
+
+def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> float:
+    """max |Δlogit| between each text alone and the same texts batched: in the runtime's own
+    batches (one per canonical width, whatever the neighbours), and, for an engine that pads
+    nothing itself (width step 1), all in one batch padded to the longest of them plus a long text
+    (padded_batch_drift). An engine with a larger step (OpenVINO's reductions depend on the padded
+    width) is promised only the first: the runtime never pads a text beyond its canonical width."""
     long_text = " ".join(texts)
     saved = clf.max_batch_tokens, clf.max_batch_size
     clf.max_batch_tokens, clf.max_batch_size = 10**9, 10**6
@@ -86,4 +103,28 @@ def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> float:
         alone = np.vstack([clf.forward([t])[0] for t in texts])
     finally:
         clf.max_batch_tokens, clf.max_batch_size = saved
-    return float(np.abs(together.astype(np.float64) - alone).max())
+    drift = float(np.abs(together.astype(np.float64) - alone).max())
+    if clf.engine.width_step == 1:
+        drift = max(drift, padded_batch_drift(clf, [*texts, long_text]))
+    return drift
+
+
+def check_promises(
+    result: GateResult, drift: float, size_ratio: float, thresholds: GateThresholds, tolerance: float
+) -> None:
+    """What a batch-invariant INT8 variant promises beyond agreeing with PyTorch: logits that do
+    not depend on the batch (within `tolerance`) and a file at most the thresholds' share of fp32.
+    Records the size ratio and fails `result` (keeping every reason) where a promise is broken."""
+    result.figures["size_ratio_vs_fp32"] = size_ratio
+    problems = [result.reason] if result.reason else []
+    if drift > tolerance:
+        problems.append(f"not batch-invariant (drift {drift:.2g} > {tolerance:g})")
+    if size_ratio > thresholds.int8_max_size_ratio:
+        problems.append(f"file is {size_ratio:.0%} of fp32 > {thresholds.int8_max_size_ratio:.0%}")
+    result.passed, result.reason = not problems, "; ".join(problems)
+
+
+def check_parent(result: GateResult, parent: str | None, gate: list[GateResult]) -> None:
+    """A variant built from a graph that failed the gate fails too."""
+    if parent and result.passed and not next(g for g in gate if g.variant == parent).passed:
+        result.passed, result.reason = False, f"built from {parent}, which failed the gate"

@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import LabelledTexts, emotion_split, label_ids, read_labelled
 from .errors import ExportInputError
 from .fusion import fuse, op_counts, ort_optimize, unfuse_skip_layer_norm
-from .gate import GateResult, GateThresholds, batch_invariance, compare
+from .gate import GateResult, GateThresholds, batch_invariance, check_parent, check_promises, compare
 from .int8 import Int8Settings, activation_stats, quantize_int8
 from .onnx_graph import OPSET, export_onnx, first_token_last_layer_supported, head_linear
 from .quantization import QuantizationSettings, quantize
@@ -172,15 +172,49 @@ def run_export(config: ExportConfig) -> ExportResult:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        return _export_into(tmp, out, config, ckpt, validation, ids(validation), calibration, ids(calibration), steps)
+        built = _build_variants(tmp, config, ckpt, calibration, steps)
+        manifest = _draft_manifest(tmp, out, config, ckpt, built)
+        steps.start("pytorch reference")
+        ref_val = reference_logits(ckpt, validation.texts, built.tokenizer["max_length"])
+        same = calibration is validation
+        ref_cal = ref_val if same else reference_logits(ckpt, calibration.texts, built.tokenizer["max_length"])
+        steps.start("validation gate")
+        texts = _GateTexts(validation, ids(validation), ref_val, calibration, ids(calibration), ref_cal)
+        manifest, gate = _gate_variants(tmp, config, manifest, texts)
+        steps.start("write model directory")
+        return _write_model_dir(tmp, out, config, manifest, gate, steps)
     finally:
         steps.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, cal_labels, steps) -> ExportResult:
-    from emotion_onnx.classifier import EmotionClassifier
+@dataclass
+class _Built:
+    """What the build step wrote into the temporary directory: the variants' names (in build
+    order) and quantisation records, the tokenizer's settings and the graph's input names."""
 
+    names: list[str]
+    quantization: dict[str, dict]
+    tokenizer: dict
+    input_names: list[str]
+    first_token: bool
+
+
+@dataclass
+class _GateTexts:
+    """The gate's texts and the calibration's, their label ids (None without labels) and the
+    PyTorch reference logits of each."""
+
+    validation: LabelledTexts
+    val_labels: np.ndarray | None
+    ref_val: np.ndarray
+    calibration: LabelledTexts
+    cal_labels: np.ndarray | None
+    ref_cal: np.ndarray
+
+
+def _build_variants(tmp: Path, config: ExportConfig, ckpt: Checkpoint, calibration: LabelledTexts, steps) -> _Built:
+    """Step one: export the graph, fuse it, quantise it (each scheme asked for), all into `tmp`."""
     mconf = ckpt.model.config
     heads = getattr(mconf, "n_heads", None) or mconf.num_attention_heads
     hidden = getattr(mconf, "dim", None) or mconf.hidden_size
@@ -189,8 +223,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     input_names = export_onnx(ckpt, tmp / FILES[RAW], opset=config.opset, first_token_last_layer=first_token)
     tok = write_tokenizer(ckpt, tmp / "tokenizer.json")
     steps.start("fuse graph")
-    fused_raw = tmp / "fused.tmp.onnx"
-    optimized = tmp / "optimized.tmp.onnx"
+    fused_raw, int8_raw, optimized = tmp / "fused.tmp.onnx", tmp / "int8.tmp.onnx", tmp / "optimized.tmp.onnx"
     fuse(tmp / FILES[RAW], fused_raw, heads, hidden, config.gelu_approximation)
 
     def finish(raw: Path, name: str) -> None:  # onnxruntime's offline optimisation, then the unfuse
@@ -212,7 +245,6 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         encoder = TextEncoder.from_file(tmp / "tokenizer.json", tok["max_length"], tok["pad_id"], input_names)
     if int8.needs_calibration:
         int8.activation_stats = activation_stats(fused_raw, encoder, calibration.texts)
-    int8_raw = tmp / "int8.tmp.onnx"
     quantize_int8(fused_raw, int8_raw, int8)
     finish(int8_raw, INT8)
     if config.per_tensor_int8:
@@ -234,12 +266,12 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         names.append(INT8_OPENVINO)
         entry = openvino_int8.quantize(tmp / FILES[RAW], tmp / FILES[INT8_OPENVINO], encoder, calibration.texts)
         quantization[INT8_OPENVINO] = {**entry, "calibration_source": calibration.source}
+    return _Built(names, quantization, tok, input_names, first_token)
 
-    steps.start("pytorch reference")
-    ref_val = reference_logits(ckpt, validation.texts, tok["max_length"])
-    ref_cal = ref_val if calibration is validation else reference_logits(ckpt, calibration.texts, tok["max_length"])
 
-    last_layer = "first token only" if first_token else "every token"
+def _draft_manifest(tmp: Path, out: Path, config: ExportConfig, ckpt: Checkpoint, built: _Built) -> Manifest:
+    """The manifest of every variant built, before the gate has measured any of them."""
+    last_layer = "first token only" if built.first_token else "every token"
     variants = {
         name: Variant(
             name=name,
@@ -248,8 +280,8 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
             engine=ENGINE.get(name, "onnxruntime"),
             precision=PRECISION[name],
             optimized=name != RAW,
-            batch_invariant=False,  # measured by the gate below
-            quantization=quantization.get(name),
+            batch_invariant=False,  # measured by the gate
+            quantization=built.quantization.get(name),
             graph={
                 **({"op_counts": op_counts(tmp / FILES[name])} if name not in ENGINE else {}),
                 "opset": config.opset,
@@ -257,14 +289,15 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
                 "last_layer": last_layer,
             },
         )
-        for name in names
+        for name in built.names
     }
-    manifest = Manifest(
+    tok = built.tokenizer
+    return Manifest(
         name=config.name,
         architecture=ckpt.arch.model_type,
         labels=ckpt.labels,
         neutral_label=neutral_label_of(ckpt.labels, config.neutral_label),
-        input_names=input_names,
+        input_names=built.input_names,
         embedding_dim=int(head_linear(ckpt.model, ckpt.arch.head_linear).in_features),
         tokenizer=TokenizerSpec(
             ref=FileRef.of(tmp, "tokenizer.json"),
@@ -276,47 +309,46 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         ),
         variants=variants,
         default_variant=RAW,
-        source=dict(ckpt.source),
+        source=manifest_source(ckpt, out),
         versions=tool_versions(),
     )
-    manifest_io.write(manifest, tmp)  # the gate loads each variant through the runtime itself
 
-    steps.start("validation gate")
-    ref_temperature = fit_calibration(ref_cal, cal_labels, calibration.source).temperature
-    neutral = manifest.neutral_label
+
+def _gate_variants(tmp: Path, config: ExportConfig, manifest: Manifest, t: _GateTexts):
+    """Step two: load each variant through the runtime, gate it against PyTorch (gate.py holds
+    every rule), time it and fit its calibrations. Returns the manifest with every variant's
+    figures, and the gate's results in build order."""
+    from emotion_onnx.classifier import EmotionClassifier
+
+    manifest_io.write(manifest, tmp)  # what the runtime loads each variant from
+    ref_temperature = fit_calibration(t.ref_cal, t.cal_labels, t.calibration.source).temperature
+    variants = dict(manifest.variants)
     gate: list[GateResult] = []
-    for name in names:
+    for name in variants:
         clf = EmotionClassifier(tmp, variant=name)
-        drift = batch_invariance(clf, validation.texts[:BATCH_INVARIANCE_TEXTS])
-        logits = clf.forward(validation.texts)[0]
-        result = compare(name, PRECISION[name], logits, ref_val, val_labels, config.thresholds)
-        result.figures["texts_per_s"] = _speed(clf, validation.texts[:SPEED_TEXTS])
+        drift = batch_invariance(clf, t.validation.texts[:BATCH_INVARIANCE_TEXTS])
+        logits = clf.forward(t.validation.texts)[0]
+        result = compare(name, PRECISION[name], logits, t.ref_val, t.val_labels, config.thresholds)
+        result.figures["texts_per_s"] = _speed(clf, t.validation.texts[:SPEED_TEXTS])
         result.figures["engine"] = clf.engine.name
         if name in (INT8, INT8_OPENVINO):  # these promise batch invariance and a small file
             ratio = variants[name].size / variants[RAW].size
-            result.figures["size_ratio_vs_fp32"] = ratio
-            problems = [result.reason] if result.reason else []
-            if drift > BATCH_INVARIANCE_TOLERANCE:
-                problems.append(f"not batch-invariant (drift {drift:.2g} > {BATCH_INVARIANCE_TOLERANCE:g})")
-            if ratio > config.thresholds.int8_max_size_ratio:
-                problems.append(f"file is {ratio:.0%} of fp32 > {config.thresholds.int8_max_size_ratio:.0%}")
-            result.passed, result.reason = not problems, "; ".join(problems)
-        parent = PARENT.get(name)
-        if parent and result.passed and not next(g for g in gate if g.variant == parent).passed:
-            result.passed, result.reason = False, f"built from {parent}, which failed the gate"
-        result.figures["gate_texts"] = validation.source
+            check_promises(result, drift, ratio, config.thresholds, BATCH_INVARIANCE_TOLERANCE)
+        check_parent(result, PARENT.get(name), gate)
+        result.figures["gate_texts"] = t.validation.source
         gate.append(result)
-        cal_logits = logits if calibration is validation else clf.forward(calibration.texts)[0]
+        cal_logits = logits if t.calibration is t.validation else clf.forward(t.calibration.texts)[0]
         cal, neutral_cal = fit_answer_calibrations(
-            cal_logits, cal_labels, calibration.source, ckpt.labels, neutral, config.calibration_map
-        )
+            cal_logits, t.cal_labels, t.calibration.source, manifest.labels, manifest.neutral_label,
+            config.calibration_map,
+        )  # fmt: skip
         cal = replace(cal, details={**cal.details, "reference_temperature": ref_temperature})
         variants[name] = replace(
             variants[name],
             batch_invariant=drift <= BATCH_INVARIANCE_TOLERANCE,
             batch_invariance={
                 "max_abs_logit_diff_alone_vs_padded_batch": drift,
-                "n_texts": min(BATCH_INVARIANCE_TEXTS, len(validation.texts)),
+                "n_texts": min(BATCH_INVARIANCE_TEXTS, len(t.validation.texts)),
                 "tolerance": BATCH_INVARIANCE_TOLERANCE,
             },
             validation=result.figures,
@@ -324,10 +356,16 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
             neutral_calibration=neutral_cal,
         )
         del clf
+    return replace(manifest, variants=variants), gate
 
-    steps.start("write model directory")
+
+def _write_model_dir(tmp: Path, out: Path, config: ExportConfig, manifest: Manifest, gate: list[GateResult],
+                     steps) -> ExportResult:  # fmt: skip
+    """Step three: delete the variants that failed, order the rest, write the manifest and move
+    the directory into place (nothing is written to `out` when every variant failed)."""
     passed = {g.variant for g in gate if g.passed}
-    for name in names:
+    variants = manifest.variants
+    for name in variants:
         if name not in passed:
             for file in (FILES[name], WEIGHTS.get(name)):
                 if file:
@@ -337,7 +375,7 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
         return ExportResult(None, None, gate, steps.seconds)
     # what the runtime loads by default: the fastest batch-invariant variant whose engine is installed
     order = sorted(
-        (n for n in names if n in passed and variants[n].batch_invariant),
+        (n for n in variants if n in passed and variants[n].batch_invariant),
         key=lambda n: -variants[n].validation["texts_per_s"],
     )
     # the default (what bundles and the embedded copy ship, and the fallback): the fastest that
@@ -359,6 +397,17 @@ def _export_into(tmp, out, config, ckpt, validation, val_labels, calibration, ca
     manifest_io.write(final, tmp)
     _replace_dir(tmp, out)
     return ExportResult(out, replace(final, directory=out), gate, steps.seconds)
+
+
+def manifest_source(ckpt: Checkpoint, out: Path) -> dict:
+    """Where the model came from, meaningful on any machine: a hub id and its revision, or a local
+    checkpoint's content hash and its path relative to the model directory (never the builder's
+    absolute path)."""
+    source = dict(ckpt.source)
+    local = source.pop("local_path", None)
+    if local is not None:
+        source["model"] = Path(os.path.relpath(local, Path(out).resolve())).as_posix()
+    return source
 
 
 def neutral_label_of(labels: list[str], wanted: str) -> str | None:

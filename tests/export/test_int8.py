@@ -16,7 +16,7 @@ from emotion_onnx import manifest as manifest_io
 from emotion_onnx.engines import engine_available
 from emotion_onnx_export import ExportConfig, run_export
 from emotion_onnx_export.fusion import op_counts
-from emotion_onnx_export.gate import GateThresholds
+from emotion_onnx_export.gate import GateThresholds, batch_invariance, padded_batch_drift
 from emotion_onnx_export.openvino_int8 import available as openvino_export_available
 
 HAS_OPENVINO = openvino_export_available()
@@ -134,6 +134,27 @@ def test_int8_logits_do_not_depend_on_the_batch(schemes, kind, texts, neighbours
     np.testing.assert_allclose(together, alone, atol=1e-6, rtol=0)
     np.testing.assert_allclose(side_by_side_clf.logits([*neighbours, *texts])[len(neighbours) :], alone,
                                atol=1e-6, rtol=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["per-token", "mixed", "static"])
+@pytest.mark.parametrize("width_step", [1, 4])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(text_strategy, min_size=2, max_size=24))
+def test_int8_rows_do_not_see_the_padding(schemes, kind, width_step, texts):
+    """Lengths mixed in one padded batch, against each text alone and unpadded: onnxruntime's
+    width step (1) pads every row but the longest to its length; a step of 4 pads as a runtime
+    with that step would. The per-token graph's rows are independent of the padding either way."""
+    batched_clf = schemes[kind][0]
+    assert batched_clf.engine.width_step == 1  # alone, nothing is padded
+    assert padded_batch_drift(batched_clf, texts, width_step) <= 1e-6
+
+
+def test_padded_batch_drift_sees_a_batch_dependent_graph(both_int8):
+    """The measure can fail: per-tensor int8 quantises a whole batch with one scale."""
+    clf = EmotionClassifier(both_int8, variant="int8-per-tensor")
+    texts = ["i feel so happy today", "the weather is awful because i feel sad and angry " * 6, "love"]
+    assert padded_batch_drift(clf, texts) > 1e-5
+    assert batch_invariance(clf, texts) > 1e-5
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="the export-openvino extra is not installed")

@@ -9,26 +9,32 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_onnx import EmotionClassifier
-from emotion_onnx.batching import WIDTH_STEP, canonical_width, plan_batches
+from emotion_onnx.batching import canonical_width, plan_batches
+from emotion_onnx.engines import OnnxruntimeEngine, OpenvinoEngine
 
 WORDS = ["i", "feel", "so", "happy", "sad", "angry", "today", "because", "the", "weather", "is", "awful", "love"]
 
 
+# the width steps the engines use (onnxruntime pads nothing; OpenVINO rounds up to a multiple of 4)
+STEPS_IN_USE = sorted({OnnxruntimeEngine.width_step, OpenvinoEngine.width_step})
+
+
+@pytest.mark.parametrize("step", STEPS_IN_USE)
 @given(
     lengths=st.lists(st.integers(min_value=1, max_value=512), max_size=300),
     budget=st.integers(min_value=1, max_value=10_000),
     max_size=st.integers(min_value=1, max_value=64),
 )
-def test_plan_covers_every_item_once_within_budget(lengths, budget, max_size):
-    batches = plan_batches(lengths, budget, max_size)
+def test_plan_covers_every_item_once_within_budget(step, lengths, budget, max_size):
+    batches = plan_batches(lengths, budget, max_size, step)
     flat = [i for b, _ in batches for i in b]
     assert sorted(flat) == list(range(len(lengths)))
     for batch, width in batches:
         assert 1 <= len(batch) <= max_size
         assert len(batch) * width <= budget or len(batch) == 1
         # every text at its own canonical width: what its neighbours are changes nothing
-        assert all(canonical_width(lengths[i]) == width for i in batch)
-        assert all(width - WIDTH_STEP < lengths[i] <= width for i in batch)
+        assert all(canonical_width(lengths[i], step) == width for i in batch)
+        assert all(width - step < lengths[i] <= width for i in batch)
     assert [w for _, w in batches] == sorted(w for _, w in batches)
 
 
