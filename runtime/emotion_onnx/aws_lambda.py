@@ -6,8 +6,8 @@ Accepts API Gateway REST (payload v1) and HTTP API (v2) proxy events, Function U
 /healthz. Proxy events get proxy responses (statusCode, headers, JSON body); direct
 invocations get the result itself, or {"statusCode": 4xx/5xx, "error": ...} on failure.
 
-Requests are decoded and validated by emotion_onnx.requests, exactly as the HTTP server does
-it, so the same body gets the same status and message from both; the limits are the same
+Requests are decoded, validated and answered by emotion_onnx.handling, exactly as the HTTP server
+does it, so the same body gets the same status and message from both; the limits are the same
 EMOTION_ONNX_MAX_* variables.
 
 The model is loaded once per container, at init (module import): from $EMOTION_ONNX_MODEL,
@@ -26,18 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .classifier import EmotionClassifier
-from .contracts import answer, model_name, translate, unknown_model
+from .handling import decode, handle
 from .manifest import is_model_dir
-from .requests import (
-    Limits,
-    RequestError,
-    check_neutral,
-    method_not_allowed,
-    parse_embed,
-    parse_predict,
-    route_of,
-)
-from .responses import encode
+from .requests import Limits, RequestError, method_not_allowed, route_of
 
 MODEL_ENV = "EMOTION_ONNX_MODEL"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -133,7 +124,7 @@ def _payload(event: dict, limits: Limits, contract: str = "hf") -> tuple[Any, di
             raw = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError("bad_body", "the body is marked base64 but is not valid base64") from None
-    return translate(contract, raw, _headers(event), limits)
+    return decode(contract, raw, _headers(event), limits)
 
 
 V2_INFER = re.compile(r"/v2/models/(?P<name>[^/]+)/infer/?$")
@@ -151,7 +142,12 @@ def _route(path: str, method: str) -> tuple[str, str, str | None]:
     return "/predict", contract, infer.group("name") if infer else None
 
 
+def _refusal() -> RequestError | None:
+    return None if CLASSIFIER is not None else RequestError("unavailable", f"the model failed to load: {LOAD_ERROR}")
+
+
 def _dispatch(event: Any, kind: str) -> Any:
+    limits = LIMITS or Limits()
     contract, name, context = "hf", None, {}
     if kind == "direct":
         route, payload = "/predict", event
@@ -162,18 +158,8 @@ def _dispatch(event: Any, kind: str) -> Any:
         route, contract, name = _route(path, method)
         if route == "/healthz":
             return {"status": "ok", "ready": CLASSIFIER is not None}
-        payload, context = _payload(event, LIMITS or Limits(), contract)
-    limits = LIMITS or Limits()
-    request = parse_predict(payload, limits) if route == "/predict" else parse_embed(payload, limits)
-    if CLASSIFIER is None:
-        raise RequestError("unavailable", f"the model failed to load: {LOAD_ERROR}")
-    if contract == "v2" and name != model_name(CLASSIFIER):
-        raise unknown_model(name, CLASSIFIER)
-    if not request.texts:
-        check_neutral(CLASSIFIER.manifest, request)
-        return answer(contract, CLASSIFIER, request, CLASSIFIER.forward([]), context)
-    outputs = CLASSIFIER.forward_encodings(encode(CLASSIFIER, request, limits))
-    return answer(contract, CLASSIFIER, request, outputs, context)
+        payload, context = _payload(event, limits, contract)
+    return handle(route, payload, limits, CLASSIFIER, _refusal, contract, context, name)
 
 
 def _proxy(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict:

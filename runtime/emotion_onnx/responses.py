@@ -13,19 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .requests import EmbedRequest, Limits, PredictRequest, check_neutral, check_tokens, check_untruncated
-
-
-def encode(clf: Any, request: PredictRequest | EmbedRequest, limits: Limits) -> list:
-    """Tokenise a request's texts and admit them: 422 when it asks for a neutral label the model
-    lacks, 413 when they hold more tokens than a request may, or (for /embed with
-    truncate=false) when a text is longer than the model reads."""
-    check_neutral(clf.manifest, request)
-    encodings = clf.encoder.encode(request.texts)
-    check_tokens([len(e.ids) for e in encodings], limits)
-    if isinstance(request, EmbedRequest) and not request.truncate:
-        check_untruncated(encodings, clf.encoder.max_length)
-    return encodings
+from .requests import EmbedRequest, PredictRequest
 
 
 def classification_body(clf: Any, logits: np.ndarray, request: PredictRequest) -> list[list[dict[str, Any]]]:

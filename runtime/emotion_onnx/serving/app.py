@@ -1,7 +1,7 @@
 """The FastAPI application: /predict, /embed, /healthz, /readyz, /metrics and the OpenAPI schema.
 
-Request bodies are decoded and validated by emotion_onnx.requests (as the Lambda handler
-does); the pydantic models in schemas.py only describe them in the OpenAPI schema.
+Requests are decoded, validated and answered by emotion_onnx.handling (as the Lambda handler's
+are); the pydantic models in schemas.py only describe them in the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -23,17 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..classifier import EmotionClassifier
-from ..contracts import answer as answer_body
-from ..contracts import model_metadata, model_name, translate, unknown_model
-from ..requests import (
-    RequestError,
-    check_neutral,
-    method_not_allowed,
-    not_found,
-    parse_embed,
-    parse_predict,
-)
-from ..responses import encode
+from ..contracts import model_metadata, model_name, unknown_model
+from ..handling import begin, decode
+from ..requests import RequestError, method_not_allowed, not_found
 from .batcher import MicroBatcher, QueueFullError, ShuttingDownError
 from .guard import Guard, allowed_methods, open_route
 from .metrics import ServerMetrics
@@ -118,33 +110,33 @@ class InferenceService:
         if self.batcher is not None:
             await self.batcher.close()
 
-    def _not_ready(self) -> RequestError:
+    def refusal(self) -> RequestError | None:
+        """Why the service cannot answer now, or None when it can: the one place that decides it
+        (shutting down, the model failed to load, still loading)."""
         if self.draining:
-            return unavailable("the server is shutting down", self.settings.retry_after_s)
+            return unavailable("the server is shutting down; retry on another instance", self.settings.retry_after_s)
         if self.load_error:
             return unavailable(f"the model failed to load ({self.load_error}); see the server's log", 30)
-        return unavailable("the model is still loading", 1)
+        if not self.ready:
+            return unavailable("the model is still loading", 1)
+        return None
+
+    def draining_refusal(self) -> RequestError | None:
+        """The refusal of a new request once shutdown has begun (the guard asks before reading a body)."""
+        return self.refusal() if self.draining else None
 
     async def answer(self, route: str, request: Request, contract: str = "hf") -> Any:
-        """Decode, validate, admit, infer and shape the answer of one request: /predict or /embed
-        in `contract`'s shape (emotion_onnx.contracts), always through the one request contract."""
+        """One request to /predict or /embed in `contract`'s shape, through emotion_onnx.handling
+        (as the Lambda handler's); only the inference goes through the micro-batcher."""
         limits = self.settings.limits
-        payload, context = translate(contract, await request.body(), dict(request.headers), limits)
-        parsed = parse_predict(payload, limits) if route == "/predict" else parse_embed(payload, limits)
-        if not self.ready:
-            raise self._not_ready()
-        clf = self.clf
-        if contract == "v2" and request.path_params.get("name") != model_name(clf):
-            raise unknown_model(request.path_params.get("name"), clf)
-        if not parsed.texts:
-            check_neutral(clf.manifest, parsed)
-            return answer_body(contract, clf, parsed, clf.forward([]), context)
-        if sum(len(t) for t in parsed.texts) <= INLINE_TOKENIZE_CHARS:
-            encodings = encode(clf, parsed, limits)
+        payload, context = decode(contract, await request.body(), dict(request.headers), limits)
+        call = begin(route, payload, limits, self.clf, self.refusal, contract, context, request.path_params.get("name"))
+        if sum(len(t) for t in call.request.texts) <= INLINE_TOKENIZE_CHARS:
+            encodings = call.admit()
         else:
-            encodings = await asyncio.get_running_loop().run_in_executor(None, encode, clf, parsed, limits)
-        outputs = await self._infer(encodings, request)
-        return answer_body(contract, clf, parsed, outputs, context)
+            encodings = await asyncio.get_running_loop().run_in_executor(None, call.admit)
+        outputs = await self._infer(encodings, request) if encodings else call.clf.forward_encodings([])
+        return call.answer(outputs)
 
     async def _infer(self, encodings: list, request: Request) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -177,12 +169,17 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
 
 
 def create_app(settings: ServerSettings | None = None) -> Any:
+    """The ASGI application (uvicorn's `--factory` target): every route behind the guard."""
+    return create_server(settings)[0]
+
+
+def create_server(settings: ServerSettings | None = None) -> tuple[Guard, InferenceService]:
+    """(the ASGI application, the service behind it): `emotion-onnx serve` keeps the service, to
+    begin draining it on SIGTERM."""
     settings = settings or ServerSettings.from_env()
     settings.check()
     metrics = ServerMetrics()
     service = InferenceService(settings, metrics)
-    PredictRequest, EmbedRequest = request_models(settings.limits)
-    errors = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 503)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -201,29 +198,54 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     )
     app.state.service = service
     app.state.settings = settings
-
     add_error_handlers(app)
+    request_models = add_model_routes(app, service, settings)
+    add_cloud_routes(app, service, settings)
+    add_pages(app)
+    add_probes(app, service, metrics)
+    use_openapi(app, request_models)
+    guard = Guard(
+        app,
+        max_body_bytes=settings.limits.max_body_bytes,
+        api_token=settings.api_token,
+        metrics=metrics,
+        body_timeout_s=settings.body_timeout_s,
+        refuse_new=service.draining_refusal,
+    )
+    return guard, service
 
-    def body_doc(model) -> dict:
-        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-        return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
-    def handler(route: str, contract: str = "hf"):
-        async def handle(request: Request):  # the only parameter: nothing else may reach it from a query string
-            return JSONResponse(await service.answer(route, request, contract))
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 503)}
 
-        return handle
 
+def model_handler(service: InferenceService, route: str, contract: str = "hf"):
+    """The endpoint of a route that runs the model: `route`'s request in `contract`'s shape."""
+
+    async def handle(request: Request):  # the only parameter: nothing else may reach it from a query string
+        return JSONResponse(await service.answer(route, request, contract))
+
+    return handle
+
+
+def add_model_routes(app: FastAPI, service: InferenceService, settings: ServerSettings) -> tuple:
+    """/predict and /embed (with a trailing slash too), and / as /predict, as Lambda's root URL.
+    Returns the request models, which only document the bodies (emotion_onnx.requests decides)."""
+    PredictRequest, EmbedRequest = request_models(settings.limits)
     for route, model, response, summary in (
         ("/predict", PredictRequest, PredictResponse, "Classify texts"),
         ("/embed", EmbedRequest, EmbedResponse, "Sentence embeddings"),
     ):
-        doc = body_doc(model)
-        app.post(route, response_model=response, responses=errors, summary=summary, openapi_extra=doc)(handler(route))
-        app.post(route + "/", include_in_schema=False)(handler(route))
-    app.post("/", include_in_schema=False)(handler("/predict"))  # an endpoint's root URL, as Lambda's
-    add_cloud_routes(app, service, settings, handler, errors)
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+        endpoint = model_handler(service, route)
+        app.post(route, response_model=response, responses=ERRORS, summary=summary, openapi_extra=doc)(endpoint)
+        app.post(route + "/", include_in_schema=False)(endpoint)
+    app.post("/", include_in_schema=False)(model_handler(service, "/predict"))
+    return PredictRequest, EmbedRequest
 
+
+def add_pages(app: FastAPI) -> None:
+    """The page at / and the API docs, from local files (no CDN)."""
     try:
         import swagger_ui_bundle
 
@@ -253,6 +275,17 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     async def page():
         return FileResponse(PAGE, media_type="text/html")
 
+
+def ready_or_503(service: InferenceService, body: dict):
+    refused = service.refusal()
+    if refused is None:
+        return JSONResponse(body)
+    return _error(refused.status, str(refused), refused.headers)
+
+
+def add_probes(app: FastAPI, service: InferenceService, metrics: ServerMetrics) -> None:
+    """/healthz, /readyz and /metrics: open, for orchestrators and scrapers."""
+
     @app.get("/healthz", summary="Liveness")
     @open_route
     async def healthz() -> dict:
@@ -261,27 +294,27 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     @app.get("/readyz", summary="Readiness: is the model loaded?", responses={503: {"model": ErrorBody}})
     @open_route
     async def readyz():
-        if service.ready and not service.draining:
-            clf = service.clf
-            return {
-                "status": "ready",
-                "model": clf.manifest.name or clf.manifest.directory.name,
-                "variant": clf.variant.name,
-                "labels": clf.labels,
-            }
-        err = service._not_ready()
-        return _error(err.status, str(err), err.headers)
+        clf = service.clf
+        if clf is None:
+            return ready_or_503(service, {})
+        model = clf.manifest.name or clf.manifest.directory.name
+        return ready_or_503(service, {"status": "ready", "model": model, "variant": clf.variant.name,
+                                      "labels": clf.labels})  # fmt: skip
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     @open_route
     async def prometheus():
         return Response(metrics.render(), media_type=metrics.content_type)
 
+
+def use_openapi(app: FastAPI, models: tuple) -> None:
+    """The schema, with the request models that document /predict and /embed; open to all."""
+
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (PredictRequest, EmbedRequest):
+            for model in models:
                 doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(doc.pop("$defs", {}))
                 components[model.__name__] = doc
@@ -292,17 +325,6 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     for route in app.routes:  # FastAPI's own schema route
         if getattr(route, "path", None) == app.openapi_url:
             open_route(route.endpoint)
-    guard = Guard(
-        app,
-        max_body_bytes=settings.limits.max_body_bytes,
-        api_token=settings.api_token,
-        metrics=metrics,
-        body_timeout_s=settings.body_timeout_s,
-        draining=lambda: service.draining,
-        retry_after_s=settings.retry_after_s,
-    )
-    guard.service = service
-    return guard
 
 
 NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -338,39 +360,32 @@ def add_error_handlers(app: FastAPI) -> None:
         return _error(500, f"internal error ({type(exc).__name__})")
 
 
-def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSettings, handler, errors) -> None:
+def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSettings) -> None:
     """The cloud platforms' contracts on the same service (emotion_onnx.contracts): SageMaker's
     /ping and /invocations, Vertex AI's health and predict routes, and the Open Inference
     Protocol's /v2 routes. Their probes and metadata are open; what runs the model needs the token."""
-
-    def ready_or_503(body: dict | None = None):
-        if service.ready and not service.draining:
-            return JSONResponse(body if body is not None else {"status": "ready"})
-        err = service._not_ready()
-        return _error(err.status, str(err), err.headers)
-
     probe = {503: {"model": ErrorBody}}
     by_name = {"parameters": [NAME_PARAMETER]}
     model_probe = {**probe, 404: {"model": ErrorBody}}
-    app.post("/invocations", summary="SageMaker: classify texts (JSON, or text/csv one per line)", responses=errors)(
-        handler("/predict", "sagemaker")
+    app.post("/invocations", summary="SageMaker: classify texts (JSON, or text/csv one per line)", responses=ERRORS)(
+        model_handler(service, "/predict", "sagemaker")
     )
-    app.post(settings.vertex_predict_route, summary="Vertex AI: classify instances", responses=errors)(
-        handler("/predict", "vertex")
+    app.post(settings.vertex_predict_route, summary="Vertex AI: classify instances", responses=ERRORS)(
+        model_handler(service, "/predict", "vertex")
     )
     app.post(
-        "/v2/models/{name}/infer", summary="Open Inference Protocol: infer", responses=errors, openapi_extra=by_name
-    )(handler("/predict", "v2"))
+        "/v2/models/{name}/infer", summary="Open Inference Protocol: infer", responses=ERRORS, openapi_extra=by_name
+    )(model_handler(service, "/predict", "v2"))
 
     @app.get("/ping", summary="SageMaker: ready?", responses=probe)
     @open_route
     async def ping():
-        return ready_or_503()
+        return ready_or_503(service, {"status": "ready"})
 
     @app.get(settings.vertex_health_route, summary="Vertex AI: ready?", responses=probe)
     @open_route
     async def vertex_health():
-        return ready_or_503()
+        return ready_or_503(service, {"status": "ready"})
 
     @app.get("/v2/health/live", summary="Open Inference Protocol: live")
     @open_route
@@ -380,7 +395,7 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
     @app.get("/v2/health/ready", summary="Open Inference Protocol: ready?", responses=probe)
     @open_route
     async def v2_ready():
-        return ready_or_503({"ready": True})
+        return ready_or_503(service, {"ready": True})
 
     @app.get("/v2", summary="Open Inference Protocol: server metadata")
     @open_route
@@ -388,8 +403,9 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
         return {"name": "emotion-onnx", "version": _version(), "extensions": []}
 
     def known_model(name: str):
-        if not service.ready:
-            raise service._not_ready()
+        refused = service.refusal()
+        if refused is not None and not service.ready:
+            raise refused
         if name != model_name(service.clf):
             raise unknown_model(name, service.clf)
         return service.clf
@@ -405,7 +421,7 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
     @open_route
     async def v2_model_ready(request: Request):
         known_model(request.path_params["name"])
-        return ready_or_503({"name": request.path_params["name"], "ready": True})
+        return ready_or_503(service, {"name": request.path_params["name"], "ready": True})
 
 
 def _version() -> str:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ModuleNotFoundError:
         raise InputError("`emotion-onnx serve` needs the serve extra: pip install 'emotion-onnx[serve]'") from None
-    from .app import create_app
+    from .app import create_server
 
     host, port = listen_address(args.host, args.port, os.environ)
     if not 0 <= port <= 65535:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         send_timeout_s=args.send_timeout,
         grace_s=args.grace,
     )
-    app = create_app(settings)
+    app, service = create_server(settings)
     from .protocol import protocol_class
 
     config = uvicorn.Config(
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         lifespan="on",
         http=protocol_class(settings.max_header_bytes, settings.header_timeout_s, settings.send_timeout_s),
     )
-    server_class(uvicorn.Server)(config, app.service, settings.grace_s).run()
+    server_class(uvicorn.Server)(config, service, settings.grace_s).run()
     return 0
 
 

@@ -100,8 +100,7 @@ class Guard:
         api_token: str | None,
         metrics: ServerMetrics,
         body_timeout_s: float = 30.0,
-        draining=lambda: False,
-        retry_after_s: int = 1,
+        refuse_new=lambda: None,
     ):
         self.app = app
         self.routes = app.router.routes
@@ -109,8 +108,7 @@ class Guard:
         self.token = api_token.encode() if api_token else None
         self.metrics = metrics
         self.body_timeout_s = body_timeout_s
-        self.draining = draining  # True once shutdown has begun
-        self.retry_after_s = retry_after_s
+        self.refuse_new = refuse_new  # the RequestError that refuses a new request once shutdown has begun, or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,9 +147,9 @@ class Guard:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if self.draining():
-            headers = {"Retry-After": str(self.retry_after_s), "Connection": "close"}
-            await send_json(send, 503, {"error": "the server is shutting down; retry on another instance"}, headers)
+        refused = self.refuse_new()
+        if refused is not None:
+            await send_json(send, refused.status, refused.body(), {**refused.headers, "Connection": "close"})
             return
         declared = self._content_length(scope)
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
