@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-OUTPUT_FUNCTIONS = ("softmax", "sigmoid", "none")
+from .parameters import OUTPUT_FUNCTIONS
+
 # what a caller may ask for: the variant's full calibration, its temperature only, or plain softmax
 CALIBRATION_MODES = ("calibrated", "temperature", "none")
 

@@ -12,16 +12,18 @@ from typing import Any
 import numpy as np
 
 from . import manifest as manifest_io
+from . import parameters
 from .batching import canonical_width, plan_batches
-from .calibration import OUTPUT_FUNCTIONS, output_scores
+from .calibration import output_scores
 from .calibration import probabilities as calibrated_probabilities
 from .cpu import thread_count
 from .engines import OnnxruntimeEngine, OpenvinoEngine, compile_cache_dir, engine_available
 from .errors import ManifestError, ModelNotFoundError, first_line
-from .inputs import as_text_list, check_texts, check_top_k, first_bad, is_positive_int
+from .inputs import as_text_list, check_texts, check_top_k, first_bad
 from .integrity import verify_file
 from .manifest import Manifest
 from .parallel import SideBySide
+from .parameters import OUTPUT_FUNCTIONS, is_positive_int
 from .records import in_label_order, null_record, ranked, text_record
 from .session import check_outputs
 from .tokenization import TextEncoder
@@ -32,8 +34,6 @@ LONG_TEXT_MODES = ("truncate", "window")
 # model gets fewer tokens per batch: benchmarks/runtime_speed.py measures what larger budgets
 # buy (no speed on 2 cores) and cost (onnxruntime's arena grows with the batch).
 ACTIVATION_BUDGET = 2048 * 384
-# what `calibrated=` may be, and the calibration mode each value names (emotion_onnx.calibration)
-CALIBRATED = {True: "calibrated", False: "none", "temperature": "temperature"}
 
 
 def default_batch_tokens(width: int) -> int:
@@ -65,10 +65,10 @@ def choose_variant(manifest: Manifest, name: str | None, engine: str | None = No
 
 def calibration_mode(calibrated: Any) -> str:
     """The calibration mode that `calibrated` (True, False or "temperature") names."""
-    for value, mode in CALIBRATED.items():
-        if calibrated is value or (isinstance(value, str) and calibrated == value):
-            return mode
-    raise ValueError(f'calibrated must be True, False or "temperature", got {calibrated!r}')
+    mode = parameters.calibration_mode(calibrated)
+    if mode is None:
+        raise ValueError(f'calibrated must be True, False or "temperature", got {calibrated!r}')
+    return mode
 
 
 class EmotionClassifier:
@@ -304,8 +304,8 @@ class EmotionClassifier:
     ):
         """The pipeline's `function_to_apply` over the answer's labels: "softmax" gives
         `probabilities(logits, calibrated, neutral)`, "sigmoid" and "none" act on the raw logits."""
-        function = function_to_apply.lower() if isinstance(function_to_apply, str) else function_to_apply
-        if function not in OUTPUT_FUNCTIONS:
+        function = parameters.output_function(function_to_apply)
+        if function is None:
             raise ValueError(
                 f"function_to_apply must be one of {', '.join(OUTPUT_FUNCTIONS)}, got {function_to_apply!r}"
             )

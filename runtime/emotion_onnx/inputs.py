@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .parameters import top_k_ok
+
 
 def is_pandas_series(obj: Any) -> bool:
     cls = type(obj)
@@ -66,12 +68,7 @@ def first_bad(items: list[Any], allow_none: bool = False) -> int | None:
     return None
 
 
-def is_positive_int(value: Any) -> bool:
-    """A real int (not a bool) of at least 1, as top_k must be."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def check_top_k(k: Any) -> None:
     """top_k is a positive int (not a bool) or None (every label): ValueError otherwise."""
-    if k is not None and not is_positive_int(k):
+    if not top_k_ok(k):
         raise ValueError(f"top_k must be a positive int or None, got {k!r}")

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from . import parameters
 from .errors import EmotionOnnxError
 
 STATUS = {
@@ -42,7 +43,6 @@ STATUS = {
     "unavailable": 503,  # the model failed to load or is loading, the queue is full, shutting down
 }
 ROUTES = ("/predict", "/embed")
-CALIBRATED_VALUES = (True, False, "temperature")
 OPTIONS = ("wait_for_model", "use_cache")
 JSON_MAX_DEPTH = 32  # far deeper than any valid body, far below Python's recursion limit
 
@@ -332,17 +332,17 @@ def parse_predict(payload: Any, limits: Limits) -> PredictRequest:
     params = _object(payload.get("parameters"), "parameters")
     _unknown(params, PREDICT_PARAMETERS, "parameter(s)")
     top_k = params.get("top_k")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    if not parameters.top_k_ok(top_k):
         raise _invalid(f"parameters.top_k must be a positive integer or null, got {quote(top_k)}")
-    function = params.get("function_to_apply", "softmax")
-    function = function.lower() if isinstance(function, str) else function  # as the pipeline, any case
-    if function not in ("softmax", "sigmoid", "none"):
-        raise _invalid(f'parameters.function_to_apply must be "softmax", "sigmoid" or "none", got {quote(function)}')
+    given = params.get("function_to_apply", "softmax")
+    function = parameters.output_function(given)
+    if function is None:
+        raise _invalid(f'parameters.function_to_apply must be "softmax", "sigmoid" or "none", got {quote(given)}')
     calibrated = params.get("calibrated", True)
-    if not any(calibrated is v or (isinstance(v, str) and calibrated == v) for v in CALIBRATED_VALUES):
+    if parameters.calibration_mode(calibrated) is None:
         raise _invalid(f'parameters.calibrated must be true, false or "temperature", got {quote(calibrated)}')
     neutral = params.get("neutral", False)
-    if not isinstance(neutral, bool):
+    if not parameters.neutral_ok(neutral):
         raise _invalid(f"parameters.neutral must be true or false, got {quote(neutral)}")
     return PredictRequest(texts, single, top_k, function, calibrated, neutral)
 
@@ -376,7 +376,7 @@ def parse_embed(payload: Any, limits: Limits) -> EmbedRequest:
         if params.get(name) is not None and not isinstance(params[name], bool):
             raise _invalid(f"parameters.{name} must be true or false, got {_kind(params[name])}")
     direction = params.get("truncation_direction")
-    if direction is not None and (not isinstance(direction, str) or direction.lower() != "right"):
+    if not parameters.truncation_direction_ok(direction):
         raise _invalid(f'parameters.truncation_direction must be "right" (the model keeps the start of a text), '
                        f"got {quote(direction)}")  # fmt: skip
     if params.get("prompt_name") is not None:

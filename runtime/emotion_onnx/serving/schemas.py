@@ -1,6 +1,7 @@
 """The request and response bodies as pydantic models, for the OpenAPI schema only: every
-decision about a request is made by emotion_onnx.requests, these models describe it (the
-server's limits included) for /docs and for clients that generate code from the schema."""
+decision about a request is made by emotion_onnx.requests over the rules in
+emotion_onnx.parameters, and these models are built from the same rules and limits, for /docs and
+for clients that generate code from the schema."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ..parameters import CALIBRATED, OUTPUT_FUNCTIONS, TRUNCATION_DIRECTIONS, any_case_pattern
 from ..requests import Limits
+
+CALIBRATED_WORDS = tuple(v for v in CALIBRATED if isinstance(v, str))  # beside true and false
 
 
 class LabelScore(BaseModel):
@@ -31,6 +35,7 @@ class Options(BaseModel):
 def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     """(PredictRequest, EmbedRequest) with these limits on texts and list lengths."""
     text = Annotated[str, StringConstraints(max_length=limits.max_text_chars)]
+    direction = Annotated[str, Field(pattern=any_case_pattern(TRUNCATION_DIRECTIONS), description="any case")]
     texts = Annotated[list[text], Field(max_length=limits.max_inputs)]
     inputs_doc = (
         f"A text, or a list of at most {limits.max_inputs} texts, each at most {limits.max_text_chars} characters, "
@@ -42,10 +47,10 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         top_k: Annotated[int, Field(ge=1)] | None = Field(
             None, description="Return the K best labels per text (default: every label, best first)."
         )
-        function_to_apply: Literal["softmax", "sigmoid", "none"] = Field(
-            "softmax", description="softmax (calibrated as `calibrated` says), sigmoid or none (raw logits)."
+        function_to_apply: Annotated[str, Field(pattern=any_case_pattern(OUTPUT_FUNCTIONS))] = Field(
+            "softmax", description="softmax (calibrated as `calibrated` says), sigmoid or none (raw logits); any case."
         )
-        calibrated: Union[bool, Literal["temperature"]] = Field(  # noqa: UP007
+        calibrated: Union[bool, Literal[CALIBRATED_WORDS]] = Field(  # noqa: UP007
             True,
             description="true: the model's calibrated probabilities (temperature, then its top-1 map); "
             '"temperature": the temperature only; false: plain softmax.',
@@ -65,7 +70,7 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         model_config = ConfigDict(extra="forbid")
         normalize: bool | None = Field(True, description="L2-normalise each embedding.")
         truncate: bool | None = Field(True, description="false: refuse (413) a text longer than the model reads.")
-        truncation_direction: Literal["right", "Right"] | None = None
+        truncation_direction: direction | None = None
         prompt_name: None = Field(None, description="Always null: this model has no prompts.")
 
     class EmbedRequest(BaseModel):
@@ -76,7 +81,7 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         # Text Embeddings Inference's form: the same parameters at the top level
         normalize: bool | None = None
         truncate: bool | None = None
-        truncation_direction: Literal["right", "Right"] | None = None
+        truncation_direction: direction | None = None
         prompt_name: None = None
 
     return PredictRequest, EmbedRequest
