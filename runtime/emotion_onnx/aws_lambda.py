@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .classifier import EmotionClassifier
-from .handling import decode, handle
+from .handling import begin, decode, handle
 from .manifest import is_model_dir
 from .requests import Limits, RequestError, method_not_allowed, route_of
 
@@ -159,7 +159,7 @@ def _dispatch(event: Any, kind: str) -> Any:
         if route == "/healthz":
             return {"status": "ok", "ready": CLASSIFIER is not None}
         payload, context = _payload(event, limits, contract)
-    return handle(route, payload, limits, CLASSIFIER, _refusal, contract, context, name)
+    return handle(begin(route, payload, limits, CLASSIFIER, _refusal, contract, context, name))
 
 
 def _proxy(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict:

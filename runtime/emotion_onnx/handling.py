@@ -9,7 +9,7 @@ into its own response.
     encodings = call.admit()                                     # tokenised, within the limits
     return call.answer(clf.forward_encodings(encodings))         # or through the server's batcher
 
-`handle` is those steps in one synchronous call. The order is the contract: a malformed body is
+`handle(call)` is the last two in one synchronous call. The order is the contract: a malformed body is
 refused before readiness is asked about, and readiness before the texts are tokenised.
 """
 
@@ -89,16 +89,6 @@ def begin(
     return Call(clf, request, limits, contract, context or {})
 
 
-def handle(
-    route: str,
-    payload: Any,
-    limits: Limits,
-    clf: Any,
-    refusal: Callable[[], RequestError | None],
-    contract: str = "hf",
-    context: Mapping[str, Any] | None = None,
-    model: str | None = None,
-) -> Any:
-    """A whole request, synchronously, on the calling thread: begin, admit, infer, answer."""
-    call = begin(route, payload, limits, clf, refusal, contract, context, model)
+def handle(call: Call) -> Any:
+    """A whole request, synchronously, on the calling thread: admit, infer, answer."""
     return call.answer(call.clf.forward_encodings(call.admit()))
