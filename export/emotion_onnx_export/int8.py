@@ -2,7 +2,7 @@
 
 Every MatMul with a constant weight W [K, N] becomes an integer GEMM, `MatMulIntegerToFloat`,
 on int8 weights quantised symmetrically per output channel (exact int32 accumulation). Its
-activation x is quantised to uint8 in one of two ways, neither of which looks at other rows:
+activation x is quantised to uint8 in one of three ways, none of which looks at other rows:
 
 * **static**: one scale and zero point per activation tensor, fixed at export
   from the calibration texts' real tokens (their min and max, or a percentile of |x|):
@@ -66,7 +66,7 @@ class ActivationStats:
 
 @dataclass
 class Int8Settings:
-    scheme: str = "static"  # one of SCHEMES; "mixed": static for layer-norm outputs, per-token elsewhere
+    scheme: str = "per-token"  # one of SCHEMES, the export's default; "mixed": static for layer-norm outputs
     percentile: float | None = None  # static ranges: None = min/max, else this percentile of the values
     smooth_alpha: float | None = None  # SmoothQuant strength for layer-norm outputs; None disables it
     exclude: tuple[str, ...] = ()  # node names kept in fp32
@@ -491,7 +491,7 @@ def quantize_int8(src: Path, dst: Path, settings: Int8Settings | None = None) ->
     import onnx
 
     model = onnx.load(str(src))
-    rewriter = _Rewriter(model, settings or Int8Settings(scheme="per-token"))
+    rewriter = _Rewriter(model, settings or Int8Settings())
     rewriter.run()
     onnx.save(model, str(dst))
     return dict(rewriter.stats)

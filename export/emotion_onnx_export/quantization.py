@@ -13,9 +13,6 @@ class QuantizationSettings:
     target: str = "avx512_vnni"
     per_channel: bool = True
     reduce_range: bool | None = None  # None: the target's recommendation
-    weight_type: str = "QInt8"
-    activation_type: str = "QUInt8"
-    scheme: str = "dynamic-per-tensor"
 
     def resolved_reduce_range(self) -> bool:
         # onnxruntime: on AVX2 without VNNI, U8S8 uses VPMADDUBSW, whose int16 accumulation
@@ -26,9 +23,15 @@ class QuantizationSettings:
         return self.target == "avx2"
 
     def to_manifest(self) -> dict:
-        data = asdict(self)
-        data["reduce_range"] = self.resolved_reduce_range()
-        return data
+        """What the variant's manifest records: what `quantize` did (int8 weights, uint8
+        activations, one scale per batch tensor, which is why the variant is batch-dependent)."""
+        return {
+            **asdict(self),
+            "reduce_range": self.resolved_reduce_range(),
+            "scheme": "dynamic-per-tensor",
+            "weights": "int8 (QInt8)" + (", per output channel" if self.per_channel else ", per tensor"),
+            "activations": "uint8 (QUInt8), one dynamic scale per tensor",
+        }
 
 
 def quantize(src: Path, dst: Path, settings: QuantizationSettings) -> None:
