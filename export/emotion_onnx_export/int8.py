@@ -28,21 +28,24 @@ Around the GEMMs:
 
 Every float op acts on one row and the integer GEMM is exact, so a text's logits cannot depend
 on the other rows of its batch; the export gate measures it for every variant.
+
+Here: the settings, the calibration statistics and one rewrite function per graph pattern (PATTERNS);
+int8_activations holds one activation quantiser per scheme, int8_graph the graph editing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-MS = "com.microsoft"
+from .int8_activations import QUANTISERS, ActivationQuantiser
+from .int8_graph import MS, GraphEdit, drop_dead_nodes
+
 SCHEMES = ("static", "per-token", "mixed")
-# "mixed": static scales for layer-norm outputs (they tolerate one scale per tensor), per-token rows for
-# the attention and feed-forward activations, whose outliers a single static scale cannot hold
-NORM_OPS = {"SkipLayerNormalization", "EmbedLayerNormalization", "LayerNormalization"}
 RANGE_SAMPLE = 200_000  # values kept per activation tensor (as whole token rows) for percentile ranges
 
 
@@ -111,366 +114,240 @@ class Int8Settings:
         }
 
 
-def drop_dead_nodes(graph) -> None:
-    """Remove the nodes of an ONNX graph whose outputs nothing reads, directly or through
-    other nodes, up to the graph outputs."""
-    live = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(list(graph.node)):
-        if any(out in live for out in node.output):
-            kept.append(node)
-            live.update(node.input)
-    del graph.node[:]
-    graph.node.extend(reversed(kept))
+@dataclass
+class _Rewrite:
+    """The state one INT8 rewrite shares between its pattern rewrites."""
+
+    edit: GraphEdit
+    settings: Int8Settings
+    acts: ActivationQuantiser
+    quantized_tables: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bias_free_gemms: dict[str, object] = field(default_factory=dict)  # output -> static GEMM that could take a bias
+
+    def excluded(self, node) -> bool:
+        return node.name in self.settings.exclude
 
 
-class _Rewriter:
-    def __init__(self, model, settings: Int8Settings):
-        from onnx import numpy_helper
+def int8_matmul(r: _Rewrite, x: str, weight: np.ndarray, out: str, nodes: list, smooth: np.ndarray | None,
+                bias: np.ndarray | None) -> bool:  # fmt: skip
+    """x @ weight (+ bias) into `out`; returns whether the bias was fused into the GEMM."""
+    from onnx import helper
 
-        self.onnx_np = numpy_helper
-        self.model = model
-        self.graph = model.graph
-        self.settings = settings
-        self.inits = {t.name: t for t in self.graph.initializer}
-        self.new_inits: list = []
-        self.counter = 0
-        self.uses = defaultdict(int)
-        self.producer: dict[str, str] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.uses[name] += 1
-            for name in node.output:
-                self.producer[name] = node.op_type
-        self.quantized_inputs: dict[str, tuple[str, str | None, str, str]] = {}
-        self.quantized_tables: dict[str, tuple[str, str]] = {}
-        self.bias_free_gemms: dict[str, object] = {}  # output -> static GEMM node that could take a bias
-        self.stats = defaultdict(int)
+    edit = r.edit
+    w = weight.astype(np.float64)
+    if smooth is not None:
+        w = w * smooth[:, None]
+    limit = r.settings.weight_max
+    w_scale = np.abs(w).max(axis=0) / limit
+    w_scale[w_scale == 0] = 1.0
+    w_q = np.clip(np.rint(w / w_scale), -limit, limit).astype(np.int8)
+    q, row_scale, a_scale, a_zp = r.acts.quantize(x, smooth, nodes)
+    inputs = [q, edit.const("w_int8", w_q), a_scale, edit.const("w_scale", w_scale.astype(np.float32)), a_zp]
+    fuse_bias = bias is not None and row_scale is None  # a per-row rescale comes after the GEMM
+    if fuse_bias:
+        inputs += ["", edit.const("bias", bias.astype(np.float32))]
+    if row_scale is None:
+        gemm = helper.make_node("MatMulIntegerToFloat", inputs, [out], name=edit.uid("gemm"), domain=MS)
+        nodes.append(gemm)
+        if not fuse_bias:
+            r.bias_free_gemms[out] = gemm
+    else:
+        mm, (y,) = edit.node("MatMulIntegerToFloat", inputs, domain=MS)
+        nodes += [mm, helper.make_node("Mul", [y, row_scale], [out], name=edit.uid("rescale"))]
+    edit.stats["int8_matmuls"] += 1
+    return fuse_bias
 
-    # -- helpers ---------------------------------------------------------------------------
-    def uid(self, base: str) -> str:
-        self.counter += 1
-        return f"{base}_q{self.counter}"
 
-    def const(self, name: str, array: np.ndarray) -> str:
-        name = self.uid(name)
-        self.new_inits.append(self.onnx_np.from_array(array, name))
-        return name
+def rewrite_matmul(r: _Rewrite, node) -> list | None:
+    """MatMul by a constant 2-D weight -> the integer GEMM."""
+    weight = r.edit.array(node.input[1])
+    if weight is None or weight.ndim != 2 or r.excluded(node):
+        return None
+    nodes: list = []
+    smooth = r.acts.smooth_factors(node.input[0], weight)
+    int8_matmul(r, node.input[0], weight, node.output[0], nodes, smooth, None)
+    return nodes
 
-    def array(self, name: str) -> np.ndarray | None:
-        t = self.inits.get(name)
-        return None if t is None else self.onnx_np.to_array(t)
 
-    def node(self, op: str, inputs: list[str], n_out: int = 1, domain: str = "", **attrs):
-        from onnx import helper
+def rewrite_attention(r: _Rewrite, node) -> list | None:
+    """The fused Attention -> the QKV integer GEMM, a Split and MultiHeadAttention."""
+    from onnx import helper
 
-        outs = [self.uid(f"{op}_out") for _ in range(n_out)]
-        made = helper.make_node(op, inputs, outs, name=self.uid(op), domain=domain, **attrs)
-        return made, outs
+    edit = r.edit
+    if not r.settings.quantize_attention or r.excluded(node):
+        return None
+    weight, bias = edit.array(node.input[1]), edit.array(node.input[2])
+    if weight is None or bias is None or len(node.input) > 4 and any(node.input[4:]):
+        return None
+    attrs = {a.name: a for a in node.attribute}
+    heads = helper.get_attribute_value(attrs["num_heads"])
+    causal = "unidirectional" in attrs and helper.get_attribute_value(attrs["unidirectional"])
+    if causal or "qkv_hidden_sizes" in attrs:
+        return None
+    hidden = weight.shape[1] // 3
+    nodes: list = []
+    qkv = edit.uid("qkv")
+    smooth = r.acts.smooth_factors(node.input[0], weight)
+    fused_bias = int8_matmul(r, node.input[0], weight, qkv, nodes, smooth, bias)
+    split, (q, k, v) = edit.node("Split", [qkv, edit.const("split", np.array([hidden] * 3, np.int64))], 3, axis=-1)
+    mask = node.input[3] if len(node.input) > 3 else ""
+    mha_attrs = {"num_heads": heads}
+    if "mask_filter_value" in attrs:
+        mha_attrs["mask_filter_value"] = helper.get_attribute_value(attrs["mask_filter_value"])
+    mha_bias = "" if fused_bias else edit.const("qkv_bias", bias.astype(np.float32))
+    mha = helper.make_node(
+        "MultiHeadAttention",
+        [q, k, v, mha_bias, mask],
+        [node.output[0]],
+        name=edit.uid("MultiHeadAttention"),
+        domain=MS,
+        **mha_attrs,
+    )
+    edit.stats["attention_to_mha"] += 1
+    return [*nodes, split, mha]
 
-    # -- activations -------------------------------------------------------------------------
-    def quantize_activation(self, x: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, str | None, str, str]:
-        """(uint8 tensor, per-row rescale or None, scale, zero point) of activation x, shared by
-        every consumer of x (the GEMM's a_scale and a_zero_point are the returned scale and zp)."""
-        key = x if smooth is None else f"{x}#smooth{id(smooth)}"
-        if key in self.quantized_inputs:
-            return self.quantized_inputs[key]
-        src = x
-        if smooth is not None:  # SmoothQuant: x / f here, W * f in the GEMM's weight
-            n, (src,) = self.node("Mul", [x, self.const("smooth_inv", (1.0 / smooth).astype(np.float32))])
-            nodes.append(n)
-        if self.scheme_of(x) == "static":
-            result = self._static(x, src, smooth, nodes)
-        else:
-            result = self._per_token(src, nodes)
-        self.quantized_inputs[key] = result
-        return result
 
-    def is_norm_output(self, x: str) -> bool:
-        return self.producer.get(x) in NORM_OPS
+def quantized_rows(r: _Rewrite, table_name: str, op: str, extra: list[str], nodes: list, **attrs) -> str:
+    """op(table)[rows] of an fp32 table stored as int8 with one scale per row: the same
+    op (Gather by ids, or Slice) selects rows of both, then Cast * scale dequantises."""
+    from onnx import TensorProto
 
-    def scheme_of(self, x: str) -> str:
-        if self.settings.scheme == "mixed":
-            chosen = self.settings.per_token_inputs
-            per_token = not self.is_norm_output(x) if chosen is None else x in chosen
-            return "per-token" if per_token else "static"
-        return self.settings.scheme
-
-    def _static(self, x: str, src: str, smooth: np.ndarray | None, nodes: list) -> tuple[str, None, str, str]:
-        """x's calibrated range (divided by the smoothing factors, as src is) sets one scale."""
-        stats = self.settings.activation_stats.get(x)
-        if stats is None:
-            raise ValueError(f"static int8 needs calibration statistics for activation {x!r}")
-        lo, hi = stats.range(self.settings.percentile, smooth)
-        lo, hi = min(lo, 0.0), max(hi, 0.0)  # zero must be exactly representable (padding, ReLU)
-        scale = max(hi - lo, 1e-8) / 255.0
-        zp = int(np.clip(np.rint(-lo / scale), 0, 255))
-        s_name = self.const("a_scale", np.array(scale, np.float32))
-        zp_name = self.const("a_zp", np.array(zp, np.uint8))
-        n, (q,) = self.node("QuantizeLinear", [src, s_name, zp_name])
-        nodes.append(n)
-        self.stats["static_activations"] += 1
-        return q, None, s_name, zp_name
-
-    def _per_token(self, src: str, nodes: list) -> tuple[str, str, str, str]:
-        # Four ops per activation: amax = max|row|; q = round(127 * row / amax) + 128, where
-        # QuantizeLinear's scalar scale 1/127 does the * 127 (and rounds half to even and
-        # saturates in the same pass). The GEMM's scalar a_scale gives back the 1/127 and
-        # one Mul by amax per output row finishes the dequantisation. No epsilon guard: an
-        # all-zero row has amax 0, so whatever 0/0 quantises to is multiplied by 0 and the
-        # row's output is exactly 0, which is its true value.
-        n1, (absolute,) = self.node("Abs", [src])
-        n2, (amax,) = self.node("ReduceMax", [absolute], axes=[-1], keepdims=1)
-        n3, (unit,) = self.node("Div", [src, amax])  # in [-1, 1]
-        inv127 = self.const("inv127", np.array(1.0 / 127.0, np.float32))
-        zp128 = self.const("zp128", np.array(128, np.uint8))
-        n4, (q,) = self.node("QuantizeLinear", [unit, inv127, zp128])
-        nodes += [n1, n2, n3, n4]
-        return q, amax, inv127, zp128
-
-    # -- the GEMM ------------------------------------------------------------------------------
-    def int8_matmul(
-        self, x: str, weight: np.ndarray, out: str, nodes: list, smooth: np.ndarray | None, bias: np.ndarray | None
-    ) -> bool:
-        """x @ weight (+ bias) into `out`; returns whether the bias was fused into the GEMM."""
-        w = weight.astype(np.float64)
-        if smooth is not None:
-            w = w * smooth[:, None]
-        limit = self.settings.weight_max
-        w_scale = np.abs(w).max(axis=0) / limit
-        w_scale[w_scale == 0] = 1.0
-        w_q = np.clip(np.rint(w / w_scale), -limit, limit).astype(np.int8)
-        q, row_scale, a_scale, a_zp = self.quantize_activation(x, smooth, nodes)
-        inputs = [q, self.const("w_int8", w_q), a_scale, self.const("w_scale", w_scale.astype(np.float32)), a_zp]
-        fuse_bias = bias is not None and row_scale is None  # a per-row rescale comes after the GEMM
-        if fuse_bias:
-            inputs += ["", self.const("bias", bias.astype(np.float32))]
-        from onnx import helper
-
-        if row_scale is None:
-            gemm = helper.make_node("MatMulIntegerToFloat", inputs, [out], name=self.uid("gemm"), domain=MS)
-            nodes.append(gemm)
-            if not fuse_bias:
-                self.bias_free_gemms[out] = gemm
-        else:
-            mm, (y,) = self.node("MatMulIntegerToFloat", inputs, domain=MS)
-            nodes += [mm, helper.make_node("Mul", [y, row_scale], [out], name=self.uid("rescale"))]
-        self.stats["int8_matmuls"] += 1
-        return fuse_bias
-
-    def smooth_factors(self, x: str, weight: np.ndarray) -> np.ndarray | None:
-        alpha = self.settings.smooth_alpha
-        stats = self.settings.activation_stats.get(x)
-        if alpha is None or stats is None or (self.scheme_of(x) == "static" and not self.is_norm_output(x)):
-            return None
-        act = np.maximum(np.abs(stats.channel_min), np.abs(stats.channel_max))
-        w_max = np.abs(weight).max(axis=1)
-        f = np.power(np.maximum(act, 1e-5), alpha) / np.power(np.maximum(w_max, 1e-5), 1 - alpha)
-        return np.clip(f, 1e-2, 1e2).astype(np.float32)
-
-    # -- node rewrites ------------------------------------------------------------------------
-    def rewrite_matmul(self, node) -> list | None:
-        weight = self.array(node.input[1])
-        if weight is None or weight.ndim != 2 or node.name in self.settings.exclude:
-            return None
-        nodes: list = []
-        smooth = self.smooth_factors(node.input[0], weight)
-        self.int8_matmul(node.input[0], weight, node.output[0], nodes, smooth, None)
-        return nodes
-
-    def rewrite_attention(self, node) -> list | None:
-        if not self.settings.quantize_attention or node.name in self.settings.exclude:
-            return None
-        weight, bias = self.array(node.input[1]), self.array(node.input[2])
-        if weight is None or bias is None or len(node.input) > 4 and any(node.input[4:]):
-            return None
-        attrs = {a.name: a for a in node.attribute}
-        from onnx import helper
-
-        heads = helper.get_attribute_value(attrs["num_heads"])
-        causal = "unidirectional" in attrs and helper.get_attribute_value(attrs["unidirectional"])
-        if causal or "qkv_hidden_sizes" in attrs:
-            return None
-        hidden = weight.shape[1] // 3
-        nodes: list = []
-        qkv = self.uid("qkv")
-        smooth = self.smooth_factors(node.input[0], weight)
-        fused_bias = self.int8_matmul(node.input[0], weight, qkv, nodes, smooth, bias)
-        split, (q, k, v) = self.node("Split", [qkv, self.const("split", np.array([hidden] * 3, np.int64))], 3, axis=-1)
-        mask = node.input[3] if len(node.input) > 3 else ""
-        mha_attrs = {"num_heads": heads}
-        if "mask_filter_value" in attrs:
-            mha_attrs["mask_filter_value"] = helper.get_attribute_value(attrs["mask_filter_value"])
-        mha_bias = "" if fused_bias else self.const("qkv_bias", bias.astype(np.float32))
-        mha = helper.make_node(
-            "MultiHeadAttention",
-            [q, k, v, mha_bias, mask],
-            [node.output[0]],
-            name=self.uid("MultiHeadAttention"),
-            domain=MS,
-            **mha_attrs,
+    edit = r.edit
+    if table_name not in r.quantized_tables:
+        table = edit.array(table_name)
+        row_scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
+        row_scale[row_scale == 0] = 1.0
+        t_q = np.clip(np.rint(table / row_scale), -127, 127).astype(np.int8)
+        r.quantized_tables[table_name] = (
+            edit.const("emb_int8", t_q),
+            edit.const("emb_scale", row_scale.astype(np.float32)),
         )
-        self.stats["attention_to_mha"] += 1
-        return [*nodes, split, mha]
+        edit.stats["int8_embedding_tables"] += 1
+    table_q, table_scale = r.quantized_tables[table_name]
+    g1, (rows,) = edit.node(op, [table_q, *extra], **attrs)
+    g2, (scales,) = edit.node(op, [table_scale, *extra], **attrs)
+    c, (rows_f,) = edit.node("Cast", [rows], to=TensorProto.FLOAT)
+    m, (out,) = edit.node("Mul", [rows_f, scales])
+    nodes += [g1, g2, c, m]
+    return out
 
-    def quantized_rows(self, table_name: str, op: str, extra: list[str], nodes: list, **attrs) -> str:
-        """op(table)[rows] of an fp32 table stored as int8 with one scale per row: the same
-        op (Gather by ids, or Slice) selects rows of both, then Cast * scale dequantises."""
-        from onnx import TensorProto
 
-        if table_name not in self.quantized_tables:
-            table = self.array(table_name)
-            row_scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
-            row_scale[row_scale == 0] = 1.0
-            t_q = np.clip(np.rint(table / row_scale), -127, 127).astype(np.int8)
-            self.quantized_tables[table_name] = (
-                self.const("emb_int8", t_q),
-                self.const("emb_scale", row_scale.astype(np.float32)),
-            )
-            self.stats["int8_embedding_tables"] += 1
-        table_q, table_scale = self.quantized_tables[table_name]
-        g1, (rows,) = self.node(op, [table_q, *extra], **attrs)
-        g2, (scales,) = self.node(op, [table_scale, *extra], **attrs)
-        c, (rows_f,) = self.node("Cast", [rows], to=TensorProto.FLOAT)
-        m, (out,) = self.node("Mul", [rows_f, scales])
-        nodes += [g1, g2, c, m]
-        return out
+def _embedding_sum(r: _Rewrite, ids: str, seg_ids: str, word: str, pos: str, seg: str, pos_ids: str,
+                   nodes: list) -> str:  # fmt: skip
+    """word[ids] + pos[positions] (+ seg[seg_ids]), the tables int8 per row."""
+    edit = r.edit
+    total = quantized_rows(r, word, "Gather", [ids], nodes, axis=0)
+    if pos_ids:
+        p = quantized_rows(r, pos, "Gather", [pos_ids], nodes, axis=0)
+    else:  # positions 0 .. S-1: the first S rows of the table
+        shape, (shp,) = edit.node("Shape", [ids])
+        gl, (seq,) = edit.node("Gather", [shp, edit.const("one", np.array([1], np.int64))], axis=0)
+        nodes += [shape, gl]
+        starts, axes = edit.const("zero", np.array([0], np.int64)), edit.const("ax", np.array([0], np.int64))
+        p = quantized_rows(r, pos, "Slice", [starts, seq, axes], nodes)
+    a, (total2,) = edit.node("Add", [total, p])
+    nodes.append(a)
+    total = total2
+    if seg_ids and seg:
+        gs, (s,) = edit.node("Gather", [seg, seg_ids], axis=0)
+        a2, (total3,) = edit.node("Add", [total, s])
+        nodes += [gs, a2]
+        total = total3
+    return total
 
-    def rewrite_embed_layernorm(self, node) -> list | None:
-        from onnx import TensorProto, helper
 
-        if not self.settings.quantize_embeddings or node.name in self.settings.exclude:
+def rewrite_embed_layernorm(r: _Rewrite, node) -> list | None:
+    """EmbedLayerNormalization -> int8 table lookups, Add and LayerNormalization (and the mask
+    index it also gave, from the attention mask)."""
+    from onnx import TensorProto, helper
+
+    edit = r.edit
+    if not r.settings.quantize_embeddings or r.excluded(node):
+        return None
+    ins = list(node.input) + [""] * (9 - len(node.input))
+    ids, seg_ids, word, pos, seg, gamma, beta, mask, pos_ids = ins[:9]
+    if edit.array(word) is None or edit.array(pos) is None:
+        return None
+    eps = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-12)
+    nodes: list = []
+    total = _embedding_sum(r, ids, seg_ids, word, pos, seg, pos_ids, nodes)
+    ln = helper.make_node(
+        "LayerNormalization", [total, gamma, beta], [node.output[0]], name=edit.uid("LayerNorm"), axis=-1, epsilon=eps
+    )
+    nodes.append(ln)
+    if len(node.output) > 1 and node.output[1]:
+        if not mask:
             return None
-        ins = list(node.input) + [""] * (9 - len(node.input))
-        ids, seg_ids, word, pos, seg, gamma, beta, mask, pos_ids = ins[:9]
-        table = self.array(word)
-        pos_table = self.array(pos)
-        if table is None or pos_table is None:
-            return None
-        eps = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-12)
-        nodes: list = []
-        total = self.quantized_rows(word, "Gather", [ids], nodes, axis=0)
-        if pos_ids:
-            p = self.quantized_rows(pos, "Gather", [pos_ids], nodes, axis=0)
-        else:  # positions 0 .. S-1: the first S rows of the table
-            shape, (shp,) = self.node("Shape", [ids])
-            gl, (seq,) = self.node("Gather", [shp, self.const("one", np.array([1], np.int64))], axis=0)
-            nodes += [shape, gl]
-            starts, axes = self.const("zero", np.array([0], np.int64)), self.const("ax", np.array([0], np.int64))
-            p = self.quantized_rows(pos, "Slice", [starts, seq, axes], nodes)
-        a, (total2,) = self.node("Add", [total, p])
-        nodes.append(a)
-        total = total2
-        if seg_ids and seg:
-            gs, (s,) = self.node("Gather", [seg, seg_ids], axis=0)
-            a2, (total3,) = self.node("Add", [total, s])
-            nodes += [gs, a2]
-            total = total3
-        ln = helper.make_node(
-            "LayerNormalization",
-            [total, gamma, beta],
-            [node.output[0]],
-            name=self.uid("LayerNorm"),
-            axis=-1,
-            epsilon=eps,
+        rs = helper.make_node(
+            "ReduceSum",
+            [mask, edit.const("axis1", np.array([1], np.int64))],
+            [edit.uid("mask_sum")],
+            name=edit.uid("ReduceSum"),
+            keepdims=0,
         )
-        nodes.append(ln)
-        if len(node.output) > 1 and node.output[1]:
-            if mask:
-                rs = helper.make_node(
-                    "ReduceSum",
-                    [mask, self.const("axis1", np.array([1], np.int64))],
-                    [self.uid("mask_sum")],
-                    name=self.uid("ReduceSum"),
-                    keepdims=0,
-                )
-                cast = helper.make_node(
-                    "Cast", [rs.output[0]], [node.output[1]], name=self.uid("Cast"), to=TensorProto.INT32
-                )
-                nodes += [rs, cast]
-            else:
-                return None
-        if len(node.output) > 2 and node.output[2] and self.uses.get(node.output[2]):
-            return None
-        return nodes
+        cast = helper.make_node("Cast", [rs.output[0]], [node.output[1]], name=edit.uid("Cast"), to=TensorProto.INT32)
+        nodes += [rs, cast]
+    if len(node.output) > 2 and node.output[2] and edit.uses.get(node.output[2]):
+        return None
+    return nodes
 
-    def rewrite_gather(self, node) -> list | None:
-        """An unfused embedding lookup: Gather(table [V, D], ids) on a word or position table."""
-        table = self.array(node.input[0])
-        if (
-            not self.settings.quantize_embeddings
-            or table is None
-            or table.ndim != 2
-            or table.shape[0] < 256
-            or node.name in self.settings.exclude
-        ):
-            return None
-        nodes: list = []
-        out = self.quantized_rows(node.input[0], "Gather", [node.input[1]], nodes, axis=0)
-        from onnx import helper
 
-        nodes.append(helper.make_node("Identity", [out], [node.output[0]], name=self.uid("Identity")))
-        return nodes
+def rewrite_gather(r: _Rewrite, node) -> list | None:
+    """An unfused embedding lookup: Gather(table [V, D], ids) on a word or position table."""
+    from onnx import helper
 
-    def rewrite_gelu(self, node) -> list | None:
-        """BiasGelu(x, bias) / Gelu(x) -> FastGelu(x[, bias]): the tanh form of GELU."""
-        if not self.settings.fast_gelu or node.name in self.settings.exclude:
-            return None
-        from onnx import helper
+    table = r.edit.array(node.input[0])
+    if not r.settings.quantize_embeddings or table is None or table.ndim != 2 or table.shape[0] < 256:
+        return None
+    if r.excluded(node):
+        return None
+    nodes: list = []
+    out = quantized_rows(r, node.input[0], "Gather", [node.input[1]], nodes, axis=0)
+    nodes.append(helper.make_node("Identity", [out], [node.output[0]], name=r.edit.uid("Identity")))
+    return nodes
 
-        self.stats["fast_gelu"] += 1
-        fast = helper.make_node("FastGelu", list(node.input), list(node.output), name=self.uid("FastGelu"), domain=MS)
-        return [fast]
 
-    def run(self) -> None:
-        drop_dead_nodes(self.graph)  # the python fusions leave some behind
-        handlers = {
-            ("", "MatMul"): self.rewrite_matmul,
-            (MS, "Attention"): self.rewrite_attention,
-            (MS, "EmbedLayerNormalization"): self.rewrite_embed_layernorm,
-            ("", "Gather"): self.rewrite_gather,
-            (MS, "BiasGelu"): self.rewrite_gelu,
-            (MS, "Gelu"): self.rewrite_gelu,
-            ("", "Gelu"): self.rewrite_gelu,
-        }
-        new_nodes = []
-        for node in self.graph.node:
-            handler = handlers.get((node.domain or "", node.op_type))
-            replacement = handler(node) if handler else None
-            if replacement is None:
-                new_nodes.append(node)
-            else:
-                new_nodes += replacement
-        del self.graph.node[:]
-        self.graph.node.extend(new_nodes)
-        self.fuse_skip_layer_norm_biases()
-        used = {name for n in self.graph.node for name in n.input}
-        kept = [t for t in self.graph.initializer if t.name in used]
-        del self.graph.initializer[:]
-        self.graph.initializer.extend(kept + [t for t in self.new_inits if t.name in used])
-        if not any(op.domain == MS for op in self.model.opset_import):
-            from onnx import helper
+def rewrite_gelu(r: _Rewrite, node) -> list | None:
+    """BiasGelu(x, bias) / Gelu(x) -> FastGelu(x[, bias]): the tanh form of GELU."""
+    from onnx import helper
 
-            self.model.opset_import.append(helper.make_opsetid(MS, 1))
+    if not r.settings.fast_gelu or r.excluded(node):
+        return None
+    r.edit.stats["fast_gelu"] += 1
+    name = r.edit.uid("FastGelu")
+    return [helper.make_node("FastGelu", list(node.input), list(node.output), name=name, domain=MS)]
 
-    def fuse_skip_layer_norm_biases(self) -> None:
-        """Move the bias of a SkipLayerNormalization into the static GEMM that alone feeds it: the
-        GEMM adds it in its own pass, and the layer norm (fused or not) has one add less."""
-        consumers = defaultdict(int)
-        for node in self.graph.node:
-            for name in node.input:
-                consumers[name] += 1
-        for node in self.graph.node:
-            if node.op_type != "SkipLayerNormalization" or len(node.input) < 5 or not node.input[4]:
-                continue
-            bias = self.array(node.input[4])
-            gemm = self.bias_free_gemms.get(node.input[0])
-            if bias is None or gemm is None or consumers[node.input[0]] != 1:
-                continue
-            gemm.input.extend([""] * (7 - len(gemm.input)))
-            gemm.input[6] = self.const("bias", bias.astype(np.float32))
-            node.input[4] = ""
-            self.stats["biases_fused_into_gemm"] += 1
+
+def fuse_skip_layer_norm_biases(r: _Rewrite) -> None:
+    """Move the bias of a SkipLayerNormalization into the static GEMM that alone feeds it: the
+    GEMM adds it in its own pass, and the layer norm (fused or not) has one add less."""
+    graph = r.edit.graph
+    consumers: dict[str, int] = defaultdict(int)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] += 1
+    for node in graph.node:
+        if node.op_type != "SkipLayerNormalization" or len(node.input) < 5 or not node.input[4]:
+            continue
+        bias = r.edit.array(node.input[4])
+        gemm = r.bias_free_gemms.get(node.input[0])
+        if bias is None or gemm is None or consumers[node.input[0]] != 1:
+            continue
+        gemm.input.extend([""] * (7 - len(gemm.input)))
+        gemm.input[6] = r.edit.const("bias", bias.astype(np.float32))
+        node.input[4] = ""
+        r.edit.stats["biases_fused_into_gemm"] += 1
+
+
+PATTERNS = {
+    ("", "MatMul"): rewrite_matmul,
+    (MS, "Attention"): rewrite_attention,
+    (MS, "EmbedLayerNormalization"): rewrite_embed_layernorm,
+    ("", "Gather"): rewrite_gather,
+    (MS, "BiasGelu"): rewrite_gelu,
+    (MS, "Gelu"): rewrite_gelu,
+    ("", "Gelu"): rewrite_gelu,
+}
 
 
 def gemm_inputs(model) -> list[str]:
@@ -491,10 +368,15 @@ def quantize_int8(src: Path, dst: Path, settings: Int8Settings | None = None) ->
     import onnx
 
     model = onnx.load(str(src))
-    rewriter = _Rewriter(model, settings or Int8Settings())
-    rewriter.run()
+    settings = settings or Int8Settings()
+    edit = GraphEdit(model)
+    drop_dead_nodes(edit.graph)  # the python fusions leave some behind
+    r = _Rewrite(edit, settings, QUANTISERS[settings.scheme](edit, settings))
+    edit.replace_nodes({key: partial(rewrite, r) for key, rewrite in PATTERNS.items()})
+    fuse_skip_layer_norm_biases(r)
+    edit.finish()
     onnx.save(model, str(dst))
-    return dict(rewriter.stats)
+    return dict(edit.stats)
 
 
 def activation_stats(fused: Path, encoder, texts: list[str], batch_size: int = 32, seed: int = 0) -> dict:
