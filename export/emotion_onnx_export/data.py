@@ -23,13 +23,17 @@ class LabelledTexts:
     labels: list[int | str] | None  # raw values: ids or names; None when the file has no labels
     source: str
     names: list[str] | None = None  # a `label_name` column beside integer labels, when present
+    # each row's corpus (a `source` column, as emotion_onnx_export.corpora writes), when present:
+    # calibration weighs every corpus alike
+    groups: list[str] | None = None
 
     def head(self, limit: int | None) -> LabelledTexts:
         if not limit:
             return self
         labels = self.labels[:limit] if self.labels is not None else None
         names = self.names[:limit] if self.names is not None else None
-        return LabelledTexts(self.texts[:limit], labels, self.source, names)
+        groups = self.groups[:limit] if self.groups is not None else None
+        return LabelledTexts(self.texts[:limit], labels, self.source, names, groups)
 
 
 def emotion_dir() -> Path | None:
@@ -111,7 +115,8 @@ def read_labelled(path: str | Path, text_field: str = "text", label_field: str =
     names = None
     if labels is not None and "label_name" in rows[0] and label_field != "label_name":
         names = [str(row.get("label_name")) for row in rows]
-    return LabelledTexts(texts, labels, str(path), names)
+    groups = [str(row.get("source", "")) for row in rows] if "source" in rows[0] and text_field != "source" else None
+    return LabelledTexts(texts, labels, str(path), names, groups)
 
 
 def label_ids(raw: list[int | str], names: list[str], source: str) -> list[int]:

@@ -340,7 +340,7 @@ def _gate_variants(tmp: Path, config: ExportConfig, manifest: Manifest, t: _Gate
         cal_logits = logits if t.calibration is t.validation else clf.forward(t.calibration.texts)[0]
         cal, neutral_cal = fit_answer_calibrations(
             cal_logits, t.cal_labels, t.calibration.source, manifest.labels, manifest.neutral_label,
-            config.calibration_map,
+            config.calibration_map, t.calibration.groups,
         )  # fmt: skip
         cal = replace(cal, details={**cal.details, "reference_temperature": ref_temperature})
         variants[name] = replace(

@@ -22,8 +22,50 @@ from .parameters import OUTPUT_FUNCTIONS
 CALIBRATION_MODES = ("calibrated", "temperature", "none")
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of logits / temperature, stable for any finite logits, in float64."""
+# A text's own temperature stays within this factor of the fitted one, either way: far outside
+# the features seen in fitting, the linear model behind it means nothing
+TEMPERATURE_SPREAD = math.e**3
+
+
+def temperature_features(logits: np.ndarray, neutral: np.ndarray | None = None) -> np.ndarray:
+    """(n, 5) float64: what a per-text temperature reads from each row of an answer's logits
+    (emotion_onnx.manifest.TEMPERATURE_FEATURES): the gap between the two largest, the largest,
+    their log-sum-exp, the neutral logit and its distance to the largest (both 0 for a model
+    without a neutral output)."""
+    z = np.asarray(logits, dtype=np.float64)
+    ordered = np.sort(z, axis=-1)
+    top = ordered[:, -1]
+    lse = top + np.log(np.exp(z - top[:, None]).sum(axis=-1))
+    n = np.zeros_like(top) if neutral is None else np.asarray(neutral, dtype=np.float64)
+    has = 0.0 if neutral is None else 1.0
+    return np.stack([top - ordered[:, -2], top, lse, n, has * (n - top)], axis=1)
+
+
+def temperatures(logits: np.ndarray, calibration: Any, neutral: np.ndarray | None = None) -> float | np.ndarray:
+    """The calibration's temperature, or with temperature features, one per row: T * exp(w . f),
+    kept within TEMPERATURE_SPREAD of T."""
+    base = calibration.temperature
+    features = getattr(calibration, "features", None)
+    if features is None or not len(logits):
+        return base
+    scale = temperature_features(logits, neutral) @ np.asarray(features.weights, dtype=np.float64)
+    return base * np.exp(np.clip(scale, -math.log(TEMPERATURE_SPREAD), math.log(TEMPERATURE_SPREAD)))
+
+
+def softmax(logits: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature (one for all rows, or one per row), stable for any
+    finite logits, in float64."""
+    if np.ndim(temperature) == 1:
+        t = np.asarray(temperature, dtype=np.float64)
+        if not (t > 0).all():
+            raise ValueError("temperatures must be positive")
+        if len(t) == 1:
+            return softmax(logits, float(t[0]))
+        z = np.asarray(logits, dtype=np.float64) / t[:, None]
+        z = z - z.max(axis=-1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=-1, keepdims=True)
+        return z
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     if np.ndim(logits) == 2 and len(logits) == 1:
@@ -97,15 +139,18 @@ def apply_top1_map(probs: np.ndarray, xs: tuple[float, ...], ys: tuple[float, ..
     return out
 
 
-def probabilities(logits: np.ndarray, calibration: Any = None, mode: str = "calibrated") -> np.ndarray:
+def probabilities(
+    logits: np.ndarray, calibration: Any = None, mode: str = "calibrated", neutral: np.ndarray | None = None
+) -> np.ndarray:
     """The probabilities of every label: softmax(logits / T), then the top-1 map ("calibrated",
     the default), softmax(logits / T) only ("temperature"), or plain softmax ("none").
-    `calibration` is a manifest Calibration (None: plain softmax)."""
+    `calibration` is a manifest Calibration (None: plain softmax); T is one per text when it has
+    temperature features, which read `neutral`, the model's neutral logits (None without one)."""
     if mode not in CALIBRATION_MODES:
         raise ValueError(f"calibration mode must be one of {', '.join(CALIBRATION_MODES)}, got {mode!r}")
     if calibration is None or mode == "none":
         return softmax(logits)
-    probs = softmax(logits, calibration.temperature)
+    probs = softmax(logits, temperatures(logits, calibration, neutral))
     if mode == "calibrated" and calibration.top1_map is not None and len(probs):
         probs = apply_top1_map(probs, calibration.top1_map.x, calibration.top1_map.y)
     return probs
@@ -115,11 +160,12 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
-def output_scores(logits: np.ndarray, function: str, calibration: Any = None, mode: str = "calibrated") -> np.ndarray:
+def output_scores(logits: np.ndarray, function: str, calibration: Any = None, mode: str = "calibrated",
+                  neutral: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Hugging Face's `function_to_apply`: "softmax" gives `probabilities(...)` (calibrated by
     default), "sigmoid" the element-wise sigmoid of the raw logits, "none" the raw logits."""
     if function == "softmax":
-        return probabilities(logits, calibration, mode)
+        return probabilities(logits, calibration, mode, neutral)
     if function == "sigmoid":
         return sigmoid(logits)
     if function == "none":

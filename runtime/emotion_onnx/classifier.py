@@ -186,15 +186,18 @@ class EmotionClassifier:
         (ValueError for a model without one)."""
         return self.manifest.answer_labels(neutral)
 
-    def _answer(self, logits: np.ndarray, neutral: bool) -> tuple[np.ndarray, Any]:
-        """The logit columns of an answer and the calibration that goes with them."""
+    def _answer(self, logits: np.ndarray, neutral: bool) -> tuple[np.ndarray, Any, np.ndarray | None]:
+        """The logit columns of an answer, the calibration that goes with them, and the neutral
+        logits its temperature features read (None for a model without a neutral output)."""
         columns = self.manifest.answer_columns(neutral)
         calibration = self.variant.calibration
         if neutral:
             calibration = self.variant.neutral_calibration or manifest_io.Calibration()
+        label = self.manifest.neutral_label
+        neutral_logits = np.asarray(logits)[:, self.manifest.labels.index(label)] if label is not None else None
         if len(columns) == np.shape(logits)[-1]:
-            return logits, calibration
-        return np.asarray(logits)[:, columns], calibration
+            return logits, calibration, neutral_logits
+        return np.asarray(logits)[:, columns], calibration, neutral_logits
 
     @property
     def temperature(self) -> float:
@@ -292,8 +295,8 @@ class EmotionClassifier:
         """Probabilities from `forward`'s logits over the answer's labels (`answer_labels`):
         calibrated=True applies the variant's calibration of that answer (its temperature, then
         its top-1 map when it has one), "temperature" the temperature only, False plain softmax."""
-        logits, calibration = self._answer(logits, neutral)
-        return calibrated_probabilities(logits, calibration, calibration_mode(calibrated))
+        logits, calibration, neutral_logits = self._answer(logits, neutral)
+        return calibrated_probabilities(logits, calibration, calibration_mode(calibrated), neutral_logits)
 
     def scores(
         self,
@@ -309,8 +312,8 @@ class EmotionClassifier:
             raise ValueError(
                 f"function_to_apply must be one of {', '.join(OUTPUT_FUNCTIONS)}, got {function_to_apply!r}"
             )
-        logits, calibration = self._answer(logits, neutral)
-        return output_scores(logits, function, calibration, calibration_mode(calibrated))
+        logits, calibration, neutral_logits = self._answer(logits, neutral)
+        return output_scores(logits, function, calibration, calibration_mode(calibrated), neutral_logits)
 
     @staticmethod
     def normalize(embeds: np.ndarray, normalize: bool = True) -> np.ndarray:

@@ -27,8 +27,10 @@ from typing import Any
 
 from .errors import ManifestError, ModelNotFoundError
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 4: a calibration may hold a temperature per text (temperature_features); a manifest that has
+# none is written as version 3, which runtimes before it read too
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MANIFEST_NAME = "manifest.json"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the inputs the runtime can build
 ENGINES = ("onnxruntime", "openvino")
@@ -72,6 +74,23 @@ class TokenizerSpec:
         return {**out, "special_tokens": dict(self.special_tokens)}
 
 
+# What a per-text temperature reads from a text's own logits (emotion_onnx.calibration), in order
+TEMPERATURE_FEATURES = ("top_gap", "top", "logsumexp", "neutral", "neutral_minus_top")
+
+
+@dataclass(frozen=True)
+class TemperatureFeatures:
+    """A temperature of each text's own: the calibration's temperature times exp(weights .
+    features), the features (TEMPERATURE_FEATURES) read from the text's logits. A model whose
+    confidence means different things on different kinds of text (tweets, Reddit comments) can so
+    be calibrated on all of them at once; a positive temperature never changes the top label."""
+
+    weights: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(TEMPERATURE_FEATURES), "weights": list(self.weights)}
+
+
 @dataclass(frozen=True)
 class ConfidenceMap:
     """A monotone map of the top-1 probability after the temperature, as knots of a
@@ -86,14 +105,16 @@ class ConfidenceMap:
 
 @dataclass(frozen=True)
 class Calibration:
-    """How a variant's logits become probabilities: softmax(logits / temperature), then, when
-    `top1_map` is set, the top probability mapped through it (see emotion_onnx.calibration).
-    `details` holds what the export measured (texts, ECE and NLL at each step, warnings)."""
+    """How a variant's logits become probabilities: softmax(logits / temperature) (a temperature
+    per text when `features` is set), then, when `top1_map` is set, the top probability mapped
+    through it (see emotion_onnx.calibration). `details` holds what the export measured (texts,
+    ECE and NLL at each step, warnings)."""
 
     temperature: float = 1.0
     status: str = "uncalibrated"  # "calibrated" | "uncalibrated"
     top1_map: ConfidenceMap | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    features: TemperatureFeatures | None = None  # schema 4
 
     @property
     def calibrated(self) -> bool:
@@ -101,6 +122,8 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"temperature": self.temperature, "status": self.status}
+        if self.features is not None:
+            out["temperature_features"] = self.features.to_dict()
         if self.top1_map is not None:
             out["top1_map"] = self.top1_map.to_dict()
         return {**out, **self.details}
@@ -214,8 +237,14 @@ class Manifest:
             self, variants={chosen.name: chosen}, default_variant=chosen.name, variant_order=[chosen.name], **changes
         )
 
+    @property
+    def schema_version(self) -> int:
+        """The lowest version that holds everything this manifest says."""
+        calibrations = [c for v in self.variants.values() for c in (v.calibration, v.neutral_calibration) if c]
+        return SCHEMA_VERSION if any(c.features is not None for c in calibrations) else 3
+
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        out: dict[str, Any] = {"schema_version": self.schema_version}
         if self.name is not None:
             out["name"] = self.name
         out.update(
@@ -337,8 +366,23 @@ def _calibration(v: _Reader, version: int, where: str, key: str = "calibration")
         raise ManifestError(f"{MANIFEST_NAME}: {c.where}status must be 'calibrated' or 'uncalibrated'")
     top1 = c.obj.get("top1_map")
     top1_map = _confidence_map(top1, f"{c.where}top1_map.") if top1 is not None else None
-    details = {k: val for k, val in c.obj.items() if k not in ("temperature", "status", "top1_map")}
-    return Calibration(t, status, top1_map, details)
+    raw = c.obj.get("temperature_features") if version >= 4 else None
+    features = _temperature_features(raw, f"{c.where}temperature_features.") if raw is not None else None
+    own = ("temperature", "status", "top1_map", "temperature_features")
+    details = {k: val for k, val in c.obj.items() if k not in own}
+    return Calibration(t, status, top1_map, details, features)
+
+
+def _temperature_features(obj: Any, where: str) -> TemperatureFeatures:
+    if not isinstance(obj, dict) or tuple(obj.get("features", ())) != TEMPERATURE_FEATURES:
+        raise ManifestError(
+            f"{MANIFEST_NAME}: {where[:-1]} must name the features {', '.join(TEMPERATURE_FEATURES)} "
+            "(a newer export? upgrade emotion-onnx)"
+        )
+    weights = obj.get("weights")
+    if not isinstance(weights, list) or len(weights) != len(TEMPERATURE_FEATURES):
+        raise ManifestError(f"{MANIFEST_NAME}: {where}weights must be {len(TEMPERATURE_FEATURES)} numbers")
+    return TemperatureFeatures(tuple(_number(w, f"{where}weights") for w in weights))
 
 
 def _variant(name: str, obj: Any, version: int) -> Variant:

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emotion_onnx.calibration import apply_top1_map, softmax
-from emotion_onnx_export.calibration import ece, fit_calibration, fit_isotonic, top1_map
+from emotion_onnx.calibration import apply_top1_map, probabilities, softmax
+from emotion_onnx_export.calibration import ece, fit_calibration, fit_isotonic, group_weights, top1_map
 
 
 def test_pool_adjacent_violators_by_hand():
@@ -66,3 +66,51 @@ def test_a_temperature_at_the_bound_is_not_called_calibrated():
     cal = fit_calibration(logits, rng.integers(0, 6, 500), "random")
     assert cal.status == "uncalibrated" and "bound" in cal.details["warnings"][0]
     assert fit_calibration(logits, None, "unlabelled").status == "uncalibrated"
+
+
+def _corpus(rng, n, scale, accuracy):
+    """Logits whose top label is right with probability `accuracy` whatever their scale: large
+    logits overstate it, small ones understate it."""
+    labels = rng.integers(0, 6, n)
+    top = np.where(rng.random(n) < accuracy, labels, (labels + rng.integers(1, 6, n)) % 6)
+    logits = rng.normal(0, 0.3, (n, 6))
+    logits[np.arange(n), top] += scale
+    return logits, labels
+
+
+def test_corpora_that_disagree_get_a_temperature_per_text():
+    """Two corpora whose confidences mean different things (tweets overconfident, Reddit
+    underconfident): one temperature serves neither; a temperature read from each text's logits,
+    fitted with both corpora weighing alike, serves both, and the map is fitted with the same weights."""
+    rng = np.random.default_rng(0)
+    za, ya = _corpus(rng, 3000, 8.0, 0.8)  # sure of itself, often wrong
+    zb, yb = _corpus(rng, 300, 1.5, 0.95)  # unsure, nearly always right
+    logits, labels = np.vstack([za, zb]), np.concatenate([ya, yb])
+    groups = ["tweets"] * len(ya) + ["reddit"] * len(yb)
+    single = fit_calibration(logits, labels, "t", with_map=False)
+    per_text = fit_calibration(logits, labels, "t", with_map=False, groups=groups)
+    assert single.features is None and per_text.features is not None
+    assert per_text.details["weighting"].endswith("reddit, tweets")
+
+    def eces(cal):
+        return [ece(probabilities(z, cal), y) for z, y in ((za, ya), (zb, yb))]
+
+    assert max(eces(per_text)) < 0.03 < max(eces(single))
+    mapped = fit_calibration(logits, labels, "t", groups=groups)
+    assert set(mapped.details["ece_after_map_by_corpus"]) == {"reddit", "tweets"}
+    assert max(eces(mapped)) < 0.03
+
+
+def test_group_weights_make_every_corpus_weigh_alike():
+    w = group_weights(["a", "a", "a", "b"])
+    np.testing.assert_allclose(w, [2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert group_weights(["a", "a"]) is None and group_weights(None) is None
+
+
+def test_weighted_isotonic_equals_repeated_rows():
+    conf = np.array([0.2, 0.4, 0.6, 0.8])
+    correct = np.array([1.0, 0.0, 1.0, 1.0])
+    weighted = fit_isotonic(conf, correct, np.array([1.0, 3.0, 1.0, 2.0]))
+    repeated = fit_isotonic(np.repeat(conf, [1, 3, 1, 2]), np.repeat(correct, [1, 3, 1, 2]))
+    for a, b in zip(weighted, repeated):
+        np.testing.assert_allclose(a, b)

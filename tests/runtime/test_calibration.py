@@ -8,8 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from emotion_onnx.calibration import apply_top1_map, probabilities, softmax
-from emotion_onnx.manifest import Calibration, ConfidenceMap
+from emotion_onnx.calibration import (
+    TEMPERATURE_SPREAD,
+    apply_top1_map,
+    probabilities,
+    softmax,
+    temperature_features,
+    temperatures,
+)
+from emotion_onnx.manifest import Calibration, ConfidenceMap, TemperatureFeatures
 
 finite = st.floats(-60, 60, allow_nan=False, width=32)
 
@@ -88,3 +95,40 @@ def test_both_answers_keep_the_raw_argmax_and_sum_to_1(neutral_clf, logits, neut
         probs.argmax(axis=1),
         softmax(raw, t).argmax(axis=1),  # a logit tie can round either way
     )
+
+
+weights5 = st.lists(st.floats(-2, 2, allow_nan=False), min_size=5, max_size=5).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(logits=arrays(np.float64, st.tuples(st.integers(1, 9), st.just(7)), elements=finite), m=maps(),
+       t=st.floats(0.1, 10), w=weights5, with_neutral=st.booleans())  # fmt: skip
+def test_a_temperature_per_text_keeps_the_argmax_and_rows_sum_to_1(logits, m, t, w, with_neutral):
+    """Temperature features (schema 4): each row its own positive temperature, so the top label
+    stays, the rows sum to 1, and a row alone gets what it gets in the batch."""
+    answer, neutral = (logits, logits[:, 6]) if with_neutral else (logits[:, :6], None)
+    cal = Calibration(t, "calibrated", m, {}, TemperatureFeatures(w))
+    probs = probabilities(answer, cal, "calibrated", neutral)
+    per_row = temperatures(answer, cal, neutral)
+    assert np.shape(per_row) == (len(answer),) and (per_row > 0).all()
+    assert np.array_equal(probs.argmax(axis=1), answer.argmax(axis=1)) or np.array_equal(
+        probs.argmax(axis=1), softmax(answer, per_row).argmax(axis=1)
+    )
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    rows = np.vstack(
+        [probabilities(answer[i : i + 1], cal, "calibrated", None if neutral is None else neutral[i : i + 1])
+         for i in range(len(answer))]
+    )  # fmt: skip
+    np.testing.assert_allclose(probs, rows, atol=1e-12)
+
+
+def test_temperature_features_by_hand():
+    z = np.array([[2.0, 0.5, -1.0]])
+    lse = 2.0 + np.log(1 + np.exp(-1.5) + np.exp(-3.0))
+    np.testing.assert_allclose(temperature_features(z, np.array([1.0])), [[1.5, 2.0, lse, 1.0, -1.0]])
+    np.testing.assert_allclose(temperature_features(z), [[1.5, 2.0, lse, 0.0, 0.0]])  # no neutral output
+    cal = Calibration(2.0, "calibrated", None, {}, TemperatureFeatures((0.1, 0.0, 0.0, 0.0, 0.0)))
+    np.testing.assert_allclose(temperatures(z, cal), [2.0 * np.exp(0.15)])
+    far = Calibration(2.0, "calibrated", None, {}, TemperatureFeatures((100.0, 0.0, 0.0, 0.0, 0.0)))
+    np.testing.assert_allclose(temperatures(z, far), [2.0 * TEMPERATURE_SPREAD])  # held within the spread
+    np.testing.assert_allclose(probabilities(z, cal, "temperature"), softmax(z, 2.0 * np.exp(0.15)))

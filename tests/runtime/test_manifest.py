@@ -15,7 +15,7 @@ import pytest
 from emotion_onnx import EmotionClassifier, IntegrityError, ManifestError, ModelNotFoundError
 from emotion_onnx import manifest as manifest_io
 from emotion_onnx.integrity import file_sha256
-from emotion_onnx.manifest import Calibration, ConfidenceMap, FileRef
+from emotion_onnx.manifest import TEMPERATURE_FEATURES, Calibration, ConfidenceMap, FileRef, TemperatureFeatures
 
 V1 = Path(__file__).resolve().parent / "data" / "manifest_v1.json"
 
@@ -52,8 +52,31 @@ def test_round_trip_through_write_and_load(tiny_model, tmp_path):
     manifest_io.write(edited, tmp_path)
     back = manifest_io.load(tmp_path)
     assert replace(back, directory=None) == replace(edited, directory=None)
-    assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == manifest_io.SCHEMA_VERSION
+    # without a temperature per text, written as version 3, which earlier runtimes read too
+    assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == 3
     assert back.variant("int8").calibration.top1_map.x == (0.2, 0.9, 1.0)
+
+
+def test_temperature_features_round_trip_as_version_4(tiny_model, tmp_path):
+    m = manifest_io.load(tiny_model)
+    features = TemperatureFeatures((0.1, -0.2, 0.3, 0.0, 0.0))
+    calibrated = replace(m.variant("int8"), calibration=Calibration(1.7, "calibrated", None, {}, features))
+    edited = replace(m, variants={**m.variants, "int8": calibrated})
+    manifest_io.write(edited, tmp_path)
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    assert raw["schema_version"] == manifest_io.SCHEMA_VERSION == 4
+    assert raw["variants"]["int8"]["calibration"]["temperature_features"] == {
+        "features": list(TEMPERATURE_FEATURES),
+        "weights": [0.1, -0.2, 0.3, 0.0, 0.0],
+    }
+    assert manifest_io.load(tmp_path).variant("int8").calibration.features == features
+    raw["variants"]["int8"]["calibration"]["temperature_features"]["features"][0] = "entropy"
+    with pytest.raises(ManifestError, match="must name the features"):
+        manifest_io.parse(raw)
+    raw["variants"]["int8"]["calibration"]["temperature_features"] = {"features": list(TEMPERATURE_FEATURES),
+                                                                      "weights": [1, 2]}  # fmt: skip
+    with pytest.raises(ManifestError, match="weights must be 5 numbers"):
+        manifest_io.parse(raw)
 
 
 def test_a_version_1_manifest_still_loads():
