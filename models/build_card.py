@@ -198,16 +198,20 @@ def calibration_trials(clf, validation: Path, sets: dict) -> list[dict]:
     for name in ("emotion-test", "goemotions-dev"):
         data = sets[name]
         keep = data.emotional
-        held[name] = (
-            clf.forward(data.texts)[0][keep][:, columns],
-            np.array([labels.index(x) for x in data.labels])[keep],
-        )
+        held[name] = (clf.forward(data.texts)[0][keep], np.array([labels.index(x) for x in data.labels])[keep])
+    neutral = clf.manifest.neutral_label
+    n = labels.index(neutral) if neutral is not None else None
     out = []
-    for what in ("all", *sorted(set(source))):
-        mask = np.ones(len(rows), bool) if what == "all" else source == what
-        cal, _ = fit_answer_calibrations(logits[mask], y[mask], what, labels, clf.manifest.neutral_label)
-        eces = {name: ece(probabilities(z, cal), t) for name, (z, t) in held.items()}
-        out.append({"fitted_on": what, "texts": int(mask.sum()), "temperature": cal.temperature, "ece": eces})
+    for what in ("all, per text", "all", *sorted(set(source))):
+        mask = np.ones(len(rows), bool) if what.startswith("all") else source == what
+        groups = list(source) if what == "all, per text" else None  # every corpus alike, a temperature per text
+        cal, _ = fit_answer_calibrations(logits[mask], y[mask], what, labels, neutral, True, groups)
+        eces = {
+            name: ece(probabilities(z[:, columns], cal, "calibrated", None if n is None else z[:, n]), t)
+            for name, (z, t) in held.items()
+        }
+        out.append({"fitted_on": what, "texts": int(mask.sum()), "temperature": cal.temperature,
+                    "per_text": cal.features is not None, "ece": eces})  # fmt: skip
     return out
 
 
@@ -288,10 +292,14 @@ def sentences_table(figures: dict) -> str:
 
 def calibration_trials_table(figures: dict) -> str:
     lines = ["| fitted on | texts | temperature | ECE, emotion test | ECE, GoEmotions dev |", "|---|---|---|---|---|"]
-    for t in figures.get("calibration_trials", []):
-        shipped = " (shipped)" if t["fitted_on"] == "all" else ""
+    trials = figures.get("calibration_trials", [])
+    shipped_kind = "all, per text" if any(t["fitted_on"] == "all, per text" for t in trials) else "all"
+    names = {"all, per text": "all, every corpus alike, a temperature per text", "all": "all, one temperature"}
+    for t in trials:
+        shipped = " (shipped)" if t["fitted_on"] == shipped_kind else ""
         lines.append(
-            f"| {t['fitted_on']}{shipped} | {t['texts']:,} | {t['temperature']:.3f} | {_pct(t['ece']['emotion-test'], 2)} | "
+            f"| {names.get(t['fitted_on'], t['fitted_on'])}{shipped} | {t['texts']:,} | {t['temperature']:.3f} | "
+            f"{_pct(t['ece']['emotion-test'], 2)} | "
             f"{_pct(t['ece']['goemotions-dev'], 2)} |"
         )
     return "\n".join(lines)
