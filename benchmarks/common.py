@@ -9,7 +9,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,9 +168,41 @@ def git_revision() -> str:
         return "unknown"
 
 
-def write_results(stem: str, data: dict, markdown: str) -> None:
+# The runtime's path from texts to probabilities: a change to any of these can move a timing
+RUNTIME_HOT_PATH = tuple(
+    f"runtime/emotion_onnx/{name}.py"
+    for name in ("classifier", "batching", "session", "engines", "tokenization", "calibration", "parallel")
+)
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes (what update_docs.py --check compares)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def provenance(models: Sequence[Path] = (), code: Sequence[str] = ()) -> dict:
+    """What a result describes, so that update_docs.py --check can tell when it no longer does:
+    each model directory measured (its path, relative to the repository when inside it, and its
+    manifest's hash: any new weights, variant or calibration changes it) and each code file whose
+    behaviour the figures time (its path in the repository and its hash)."""
+    out: dict = {"models": [], "code": {}}
+    for model in models:
+        path = Path(model).resolve()
+        shown = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(model)
+        out["models"].append({"path": shown, "manifest_sha256": file_hash(path / "manifest.json")})
+    for name in code:
+        out["code"][name] = file_hash(REPO / name)
+    return out
+
+
+def write_results(stem: str, data: dict, markdown: str, *, models: Sequence[Path] = (),
+                  code: Sequence[str] = ()) -> None:  # fmt: skip
+    """benchmarks/results/STEM.{json,md}: the figures with the machine, commit, date and provenance."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"machine": machine(), "git": git_revision(), "date": time.strftime("%Y-%m-%d %H:%M"), **data}
+    data = {"machine": machine(), "git": git_revision(), "date": time.strftime("%Y-%m-%d %H:%M"),
+            "provenance": provenance(models, code), **data}  # fmt: skip
     (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown)
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, median, percentile, write_results  # noqa: E402
+from common import RUNTIME_HOT_PATH, interleaved, median, percentile, write_results  # noqa: E402
 
 SINGLE_TEXTS = 200  # one-text calls per round
 
@@ -86,10 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=Path)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args(argv)
-    from emotion_onnx import EmotionClassifier
+    from emotion_onnx import EmotionClassifier, default_model_dir
     from emotion_onnx_export.evaluation import evaluation_sets
 
-    models = {"before": EmotionClassifier(args.before), "after": EmotionClassifier(args.after)}
+    after = args.after or default_model_dir()
+    models = {"before": EmotionClassifier(args.before), "after": EmotionClassifier(after)}
     sets = {name: evaluation_sets()[name].texts for name in ("emotion-test", "goemotions-dev")}
     results = measure(models, sets, args.repeats)
     encoder = models["after"].encoder
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from common import git_revision, machine
 
     md = markdown({**data, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "git": git_revision()})
-    write_results("model_swap", data, md)
+    write_results("model_swap", data, md, models=[args.before, after], code=RUNTIME_HOT_PATH)
     print(md)
     return 0
 

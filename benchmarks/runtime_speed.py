@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, interleaved, median, percentile, read_split, short_text, write_results  # noqa: E402
+from common import RESULTS, RUNTIME_HOT_PATH, interleaved, median, percentile, read_split, short_text, write_results  # noqa: E402
 
 COLD_START = """
 import sys, time
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| peak RSS after 2000 texts | {cold['peak_rss_mb_after_2000_texts']:.0f} MB | ≤ 300 MB |\n"
     )
     stem = "runtime_speed" + (f"_{args.name}" if args.name else "")
-    write_results(stem, data, md)
+    write_results(stem, data, md, models=[args.model], code=RUNTIME_HOT_PATH)
     plot(data, RESULTS / f"{stem}.png")
     print(md)
     return 0
