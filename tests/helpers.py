@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +25,16 @@ def run_cli(*args: str, input: str | bytes | None = None, env: dict | None = Non
     )
 
 
+# what a long command logs as it goes (the export's finished steps), before any error
+PROGRESS_LINE = re.compile(r"^export: .+: [\d.]+ s \(step \d+ of \d+\)$")
+
+
 def assert_clean_error(proc, *fragments: str) -> None:
-    """Exit code 2 and exactly one line on stderr naming the problem, no traceback."""
+    """Exit code 2 and exactly one line on stderr naming the problem (after any progress lines), no
+    traceback."""
     err = proc.stderr.decode()
     lines = [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln and "warn(" not in ln]
+    lines = [ln for ln in lines if not PROGRESS_LINE.match(ln)]
     assert proc.returncode == 2, (proc.returncode, err)
     assert "Traceback" not in err, err
     assert len(lines) == 1, err

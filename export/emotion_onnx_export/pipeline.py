@@ -89,12 +89,13 @@ class ExportResult:
 
 
 class _Steps:
-    """The export's steps as a tqdm bar on a TTY (silent otherwise), timing each step."""
+    """The export's steps as a tqdm bar on a TTY, and as a line per step in a log; each step timed."""
 
     def __init__(self):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=len(STEPS), desc="export", unit="step", disable=not sys.stderr.isatty(), leave=False)
+        self.tty = sys.stderr.isatty()
+        self.bar = tqdm(total=len(STEPS), desc="export", unit="step", disable=not self.tty, leave=False)
         self.seconds: dict[str, float] = {}
         self._name, self._t0 = None, 0.0
 
@@ -106,6 +107,9 @@ class _Steps:
     def stop(self) -> None:
         if self._name:
             self.seconds[self._name] = round(time.perf_counter() - self._t0, 3)
+            if not self.tty:  # a log line per finished step (a failed one ends in its error instead)
+                done = f"step {STEPS.index(self._name) + 1} of {len(STEPS)}"
+                print(f"export: {self._name}: {self.seconds[self._name]:.1f} s ({done})", file=sys.stderr, flush=True)
             self._name = None
             self.bar.update(1)
 
