@@ -114,8 +114,8 @@ def checkpoint_of(model_dir: Path) -> Path:
     from emotion_onnx import manifest as manifest_io
 
     source = manifest_io.load(model_dir).source
-    # a local checkpoint is recorded by its content hash and its path relative to the model directory
-    path = model_dir / source["model"] if source.get("content_sha256") else None
+    # a local checkpoint is recorded by its content hash and its path relative to the run (the model's parent)
+    path = model_dir.parent / source["model"] if source.get("content_sha256") else None
     if path is None or not path.is_dir():
         raise SystemExit(f"{model_dir}: its manifest names no local checkpoint here; pass the checkpoint explicitly")
     return path

@@ -405,12 +405,14 @@ def _write_model_dir(tmp: Path, out: Path, config: ExportConfig, manifest: Manif
 
 def manifest_source(ckpt: Checkpoint, out: Path) -> dict:
     """Where the model came from, meaningful on any machine: a hub id and its revision, or a local
-    checkpoint's content hash and its path relative to the model directory (never the builder's
-    absolute path)."""
+    checkpoint's content hash and its path relative to the run, the folder that holds the model
+    directory (`emotion-onnx finetune --export` writes RUN/checkpoint and RUN/onnx, so "checkpoint");
+    never the builder's absolute path."""
     source = dict(ckpt.source)
     local = source.pop("local_path", None)
     if local is not None:
-        source["model"] = Path(os.path.relpath(local, Path(out).resolve())).as_posix()
+        source["model"] = Path(os.path.relpath(local, Path(out).resolve().parent)).as_posix()
+        source["relative_to"] = "the folder holding the model directory"
     return source
 
 

@@ -39,9 +39,9 @@ def test_export_writes_every_variant_with_matching_hashes(exported, shape):
     assert tok.max_length == 512
     assert tok.vocab_size == EmotionClassifier(model_dir).encoder.vocab_size
     assert m.source["content_sha256"]
-    # the checkpoint by a path relative to the model directory, never the builder's absolute path
+    # the checkpoint by a path relative to the run (the model directory's parent), never the builder's absolute path
     assert "local_path" not in m.source and not Path(m.source["model"]).is_absolute()
-    assert (model_dir / m.source["model"] / "config.json").is_file()
+    assert (model_dir.parent / m.source["model"] / "config.json").is_file()
     for dist in ("torch", "transformers", "optimum-onnx", "onnxruntime"):
         assert m.versions[dist], dist
     # nothing but the model directory's own files
