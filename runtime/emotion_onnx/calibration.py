@@ -48,6 +48,15 @@ def temperatures(logits: np.ndarray, calibration: Any, neutral: np.ndarray | Non
     features = getattr(calibration, "features", None)
     if features is None or not len(logits):
         return base
+    if len(logits) == 1:  # one text: Python floats, as softmax does, cost less than numpy's overhead
+        row = np.asarray(logits, dtype=np.float64)[0].tolist()
+        top, second = sorted(row)[-2:][::-1]
+        lse = top + math.log(math.fsum(math.exp(x - top) for x in row))
+        n = 0.0 if neutral is None else float(np.asarray(neutral)[0])
+        f = (top - second, top, lse, n, 0.0 if neutral is None else n - top)
+        scale = math.fsum(w * x for w, x in zip(features.weights, f))
+        limit = math.log(TEMPERATURE_SPREAD)
+        return np.array([base * math.exp(min(max(scale, -limit), limit))])
     scale = temperature_features(logits, neutral) @ np.asarray(features.weights, dtype=np.float64)
     return base * np.exp(np.clip(scale, -math.log(TEMPERATURE_SPREAD), math.log(TEMPERATURE_SPREAD)))
 
