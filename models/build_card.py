@@ -1,7 +1,9 @@
 """Measure a fine-tuning run on the evaluation sets, ship it, and render the model card.
 
     python models/build_card.py RUN_DIR --score        # the run's attempts.json row; nothing written
-    python models/build_card.py RUN_DIR                # ship it: embedded model, compact base, card
+    python -m emotion_onnx_export.packaging RUN_DIR/onnx --variant int8 --name emotion-minilm-l6
+    python -m emotion_onnx_export.bases RUN_DIR/checkpoint --name emotion-minilm-l6
+    python models/build_card.py RUN_DIR                # after the two release steps above: the card
     python models/build_card.py --render               # the card again, from card_figures.json
 
 RUN_DIR is the output of `emotion-onnx finetune` (checkpoint/, metrics.json, plots) with its
@@ -376,21 +378,28 @@ def render(figures: dict, attempts: list[dict]) -> str:
 
 # ---------------------------------------------------------------------------- shipping
 def ship(run: Path, figures: dict, card_dir: Path) -> None:
-    """The embedded default model, the compact base, the reference logits and the card's files."""
-    from transformers import AutoModelForSequenceClassification
-
+    """The card's files: the sizes of the embedded model and the compact base (written before, by
+    their own commands: emotion_onnx_export.packaging and emotion_onnx_export.bases), the reference
+    logits the CI gate reads, the training log and curves, and the reliability diagram."""
+    from emotion_onnx import default_model_dir
+    from emotion_onnx import manifest as manifest_io
     from emotion_onnx_export import plots
-    from emotion_onnx_export.bases import BASES_DIR, save_compact
-    from emotion_onnx_export.packaging import directory_size, package_default
+    from emotion_onnx_export.bases import BASES_DIR
+    from emotion_onnx_export.packaging import directory_size
 
     base = BASES_DIR / f"{NAME}.safetensors"
+    embedded = manifest_io.load(default_model_dir())
+    shipped = manifest_io.load(run / "onnx").variant(figures["variant"])
+    if embedded.variant().ref.sha256 != shipped.ref.sha256:
+        raise SystemExit(
+            f"the embedded model is not {run}/onnx's {figures['variant']}: package it first "
+            f"(python -m emotion_onnx_export.packaging {run}/onnx --variant {figures['variant']} --name {NAME})"
+        )
     figures["base_commit"] = subprocess.run(
         ["git", "log", "-1", "--format=%h", "--", str(base)], cwd=REPO, capture_output=True, text=True, check=False
     ).stdout.strip()
-    dest = package_default(run / "onnx", None, figures["variant"], NAME)
-    figures["embedded_bytes"] = directory_size(dest)
-    compact = save_compact(AutoModelForSequenceClassification.from_pretrained(run / "checkpoint"), base)
-    figures["compact_bytes"] = compact.stat().st_size
+    figures["embedded_bytes"] = directory_size(default_model_dir())
+    figures["compact_bytes"] = base.stat().st_size
     np.save(card_dir / "pytorch_test_logits.npy", figures.pop("_test_reference").astype(np.float32))
     for f in ("metrics.json", "training_curves.png"):
         shutil.copyfile(run / f, card_dir / f)

@@ -3,6 +3,9 @@
     emotion-onnx finetune ... --base emotion-minilm-l6     # the shipped emotion model's weights
     emotion-onnx finetune ... --base minilm-l6             # all-MiniLM-L6-v2, the encoder it was trained from
 
+    python -m emotion_onnx_export.bases RUN/checkpoint --name emotion-minilm-l6   # a release: write the base
+    python -m emotion_onnx_export.bases RUN/checkpoint --out my-base.safetensors  # or any file, for --base FILE
+
 A compact checkpoint is one safetensors file: every 2-D weight as int8 with one scale per row
 (the rows of a Linear weight are its output channels; of an embedding table, its tokens), every
 other tensor as float32, and the model's config and label order as metadata. It is about a
@@ -13,7 +16,9 @@ one the runtime ships with the embedded model.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 BASES_DIR = Path(__file__).resolve().parent / "bases"
@@ -87,3 +92,28 @@ def shipped_tokenizer():
     return DistilBertTokenizerFast(
         tokenizer_file=str(m.path(m.tokenizer.ref)), do_lower_case=m.tokenizer.lowercase, model_max_length=512
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a fine-tuned checkpoint directory (RUN/checkpoint)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--name", help="write the packaged base of this name (what --base NAME loads)")
+    where.add_argument("--out", type=Path, help="write this file instead")
+    args = p.parse_args(argv)
+    if not (args.checkpoint / "config.json").is_file():
+        print(f"error: {args.checkpoint} is not a checkpoint directory (no config.json)", file=sys.stderr)
+        return 2
+    if args.name is not None and ("/" in args.name or args.name in ("", ".", "..")):
+        print(f"error: --name must be a plain name, got {args.name!r}", file=sys.stderr)
+        return 2
+    from transformers import AutoModelForSequenceClassification
+
+    path = args.out or BASES_DIR / f"{args.name}.safetensors"
+    save_compact(AutoModelForSequenceClassification.from_pretrained(args.checkpoint), path)
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -72,3 +72,29 @@ def test_a_missing_compact_file_is_a_clean_error(emotion_dir, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert b"nope.safetensors does not exist" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_the_release_commands_write_the_base_and_the_embedded_copy(checkpoints, tiny_model, tmp_path):
+    """The release steps as the card lists them: `python -m emotion_onnx_export.bases` writes a
+    compact base that loads back; `python -m emotion_onnx_export.packaging` copies one variant."""
+    import subprocess
+    import sys
+
+    from emotion_onnx import EmotionClassifier
+
+    base = tmp_path / "base.safetensors"
+    run = [sys.executable, "-m", "emotion_onnx_export.bases", str(checkpoints("distilbert-tiny")), "--out", str(base)]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    model, _ = load_compact(base)
+    assert model.config.num_labels == 6
+    bad = subprocess.run([*run[:3], str(tmp_path), "--out", str(base)], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "not a checkpoint directory" in bad.stderr
+    dest = tmp_path / "embedded"
+    pack = [sys.executable, "-m", "emotion_onnx_export.packaging", str(tiny_model), "--variant", "int8",
+            "--dest", str(dest), "--name", "tiny"]  # fmt: skip
+    proc = subprocess.run(pack, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    clf = EmotionClassifier(dest)
+    assert clf.manifest.name == "tiny" and list(clf.manifest.variants) == ["int8"]
+    assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", "model_int8.onnx", "tokenizer.json"]
