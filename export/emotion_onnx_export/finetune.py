@@ -583,7 +583,7 @@ def _write_run(trainer: _Trainer, best_span: list[int], epochs: list[dict], step
         "best_epoch": best_epoch,
         "best_weights": "epoch" if len(best_span) == 1 else "average of epochs " + ", ".join(map(str, best_span)),
         "class_weights": dict(zip(names, (round(float(w), 4) for w in trainer.weights))),
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(seconds, 3),
         "validation": val_summary,
     }
     plots.training_curves(step_losses, epochs, tmp / "training_curves.png")
