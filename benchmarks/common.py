@@ -8,7 +8,9 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -221,3 +223,32 @@ def save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
+
+
+# ---------------------------------------------------------------------------- a served model
+async def post_predict(reader, writer, payload: dict) -> tuple[int, bytes]:
+    """One POST /predict on an open keep-alive connection: (status, body)."""
+    body = json.dumps(payload).encode()
+    head = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+    writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    header = await reader.readuntil(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    length = next(int(h.split(b":", 1)[1]) for h in header.split(b"\r\n") if h.lower().startswith(b"content-length"))
+    return status, await reader.readexactly(length)
+
+
+def start_server(model: Path | None, port: int, extra: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "emotion_onnx", "serve", "--port", str(port), *extra]
+    if model:
+        cmd += ["--model", str(model)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not become ready")

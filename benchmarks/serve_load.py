@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, percentile, pyplot, read_split, save_figure, write_results  # noqa: E402
-from serve_throughput import post_predict, start_server  # noqa: E402
+from common import RESULTS, percentile, post_predict, pyplot, read_split, save_figure, start_server, write_results  # noqa: E402
 
 BIG_TEXTS, BIG_TOKENS = 256, 512
 

@@ -15,27 +15,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median, percentile, pyplot, read_split, save_figure, write_results  # noqa: E402
-
-
-async def post_predict(reader, writer, payload: dict) -> tuple[int, bytes]:
-    """One POST /predict on an open keep-alive connection: (status, body)."""
-    body = json.dumps(payload).encode()
-    head = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-    writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    header = await reader.readuntil(b"\r\n\r\n")
-    status = int(header.split(b" ", 2)[1])
-    length = next(int(h.split(b":", 1)[1]) for h in header.split(b"\r\n") if h.lower().startswith(b"content-length"))
-    return status, await reader.readexactly(length)
+from common import (  # noqa: E402
+    RESULTS,
+    median,
+    percentile,
+    post_predict,
+    pyplot,
+    read_split,
+    save_figure,
+    start_server,
+    write_results,
+)
 
 
 async def _client(port: int, texts: list[str], cursor: list[int], latencies: list[float], errors: list[int]) -> None:
@@ -68,23 +65,6 @@ def _metrics(port: int) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
     return values
-
-
-def start_server(model: Path | None, port: int, extra: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "emotion_onnx", "serve", "--port", str(port), *extra]
-    if model:
-        cmd += ["--model", str(model)]
-    proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not become ready")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,12 +88,14 @@ def padded_batch_drift(clf: EmotionClassifier, texts: list[str], width_step: int
     return float(np.abs(together.astype(np.float64) - alone).max())
 
 
-def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> float:
-    """max |Δlogit| between each text alone and the same texts batched: in the runtime's own
-    batches (one per canonical width, whatever the neighbours), and, for an engine that pads
-    nothing itself (width step 1), all in one batch padded to the longest of them plus a long text
-    (padded_batch_drift). An engine with a larger step (OpenVINO's reductions depend on the padded
-    width) is promised only the first: the runtime never pads a text beyond its canonical width."""
+def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> dict[str, float]:
+    """How far a text's logits move with its batch: "runtime_batches", max |Δlogit| between each
+    text alone and the same texts (plus a long one) in the runtime's own batches, one per canonical
+    width whatever the neighbours (what a user gets, and what the gate holds to its tolerance); and,
+    for an engine that pads nothing itself (width step 1), "padded_to_longest": all of them in one
+    batch padded to the longest (padded_batch_drift), where only the order of floating-point sums
+    over the padded positions may differ. An engine with a larger step (OpenVINO's reductions
+    depend on the padded width) is never asked to pad a text beyond its canonical width."""
     long_text = " ".join(texts)
     saved = clf.max_batch_tokens, clf.max_batch_size
     clf.max_batch_tokens, clf.max_batch_size = 10**9, 10**6
@@ -103,10 +105,10 @@ def batch_invariance(clf: EmotionClassifier, texts: list[str]) -> float:
         alone = np.vstack([clf.forward([t])[0] for t in texts])
     finally:
         clf.max_batch_tokens, clf.max_batch_size = saved
-    drift = float(np.abs(together.astype(np.float64) - alone).max())
+    out = {"runtime_batches": float(np.abs(together.astype(np.float64) - alone).max())}
     if clf.engine.width_step == 1:
-        drift = max(drift, padded_batch_drift(clf, [*texts, long_text]))
-    return drift
+        out["padded_to_longest"] = padded_batch_drift(clf, [*texts, long_text])
+    return out
 
 
 def check_promises(

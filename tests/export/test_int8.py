@@ -69,6 +69,7 @@ def test_manifest_marks_batch_invariance(both_int8):
     assert m["variants"]["int8"]["batch_invariant"] is True
     assert m["variants"]["int8-per-tensor"]["batch_invariant"] is False
     assert m["variants"]["int8-per-tensor"]["quantization"]["scheme"] == "dynamic-per-tensor"
+    assert m["variants"]["int8"]["batch_invariance"]["max_abs_logit_diff_padded_to_longest"] <= 1e-6
     per_tensor_drift = m["variants"]["int8-per-tensor"]["batch_invariance"]["max_abs_logit_diff_alone_vs_padded_batch"]
     assert per_tensor_drift > 1e-5  # the defect is real, and it is measured
 
@@ -154,7 +155,9 @@ def test_padded_batch_drift_sees_a_batch_dependent_graph(both_int8):
     clf = EmotionClassifier(both_int8, variant="int8-per-tensor")
     texts = ["i feel so happy today", "the weather is awful because i feel sad and angry " * 6, "love"]
     assert padded_batch_drift(clf, texts) > 1e-5
-    assert batch_invariance(clf, texts) > 1e-5
+    # the runtime batches only texts of one length: these share one, so per-tensor scales mix them
+    same_length = ["i feel so happy today", "i feel so sad today", "i feel so angry today"]
+    assert batch_invariance(clf, same_length)["runtime_batches"] > 1e-5
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="the export-openvino extra is not installed")
