@@ -20,7 +20,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, RUNTIME_HOT_PATH, interleaved, median, percentile, read_split, short_text, write_results  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    RUNTIME_HOT_PATH,
+    interleaved,
+    machine,
+    median,
+    percentile,
+    read_split,
+    short_text,
+    write_results,
+)
 
 COLD_START = """
 import sys, time
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     single = data["single_text"]
     md = (
         f"Runtime speed, `{args.model.name}` variant `{clf.variant.name}`, {len(texts)} emotion test texts "
-        f"(mean {data['mean_tokens']:.1f} tokens), median of {repeats} interleaved runs.\n\n"
+        f"(mean {data['mean_tokens']:.1f} tokens), median of {repeats} interleaved runs; "
+        f"{machine()['cpus_usable']} cores of an {machine().get('cpu', 'unknown CPU')}.\n\n"
         "| figure | value | goal |\n|---|---|---|\n"
         f"| token-budget bucketing (clf) | {bucket_tps:.1f} texts/s | |\n"
         f"| fixed batches of 32, padded to longest | {fixed_tps:.1f} texts/s | |\n"
