@@ -56,6 +56,19 @@ def machine() -> dict:
     return info
 
 
+def model_or_default(model) -> Path:
+    """The model directory a script measured: the one given, or the embedded default."""
+    from emotion_onnx import default_model_dir
+
+    return Path(model) if model else default_model_dir()
+
+
+def on_machine() -> str:
+    """How a table names the machine it was measured on: "2 cores of an AMD EPYC"."""
+    m = machine()
+    return f"{m['cpus_usable']} cores of an {m.get('cpu') or 'unknown CPU'}"
+
+
 def interleaved(systems: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
     """Time each system `repeats` times, round-robin, so machine drift hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in systems}
@@ -175,6 +188,14 @@ RUNTIME_HOT_PATH = tuple(
     f"runtime/emotion_onnx/{name}.py"
     for name in ("classifier", "batching", "session", "engines", "tokenization", "calibration", "parallel")
 )
+
+
+# What a served request goes through beyond the runtime
+SERVING_CODE = tuple(
+    f"runtime/emotion_onnx/{name}.py"
+    for name in ("handling", "requests", "contracts", "responses", "serving/app", "serving/batcher", "serving/guard",
+                 "serving/protocol")
+)  # fmt: skip
 
 
 def file_hash(path: Path) -> str:

@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, write_results  # noqa: E402
+from common import RUNTIME_HOT_PATH, median, model_or_default, on_machine, write_results  # noqa: E402
 
 INVOKE = r"""
 import json, sys, time
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     size = deploy or local
     runs = len(cold["process_to_first_response_s"])
     md = (
-        f"Lambda bundle of `{args.name}` (`python benchmarks/lambda_bundle.py"
+        f"Lambda bundle of `{args.name}` on {on_machine()} (`python benchmarks/lambda_bundle.py"
         f"{' --model ' + str(args.model) if args.model else ''} --name {args.name}`):\n\n"
         "| | figure | goal |\n|---|---|---|\n"
         f"| bundle, x86_64, Python {'3.12' if deploy else host_python}: zipped | {size['zipped_mib']:.1f} MiB | |\n"
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| of which model load | {cold['model_load_s_median']:.3f} s | |\n"
         f"| of which first invoke | {1000 * cold['first_invoke_s_median']:.1f} ms | |\n"
     )
-    write_results(f"lambda_bundle_{args.name}", data, md)
+    write_results(f"lambda_bundle_{args.name}", data, md, models=[model_or_default(args.model)],
+                  code=[*RUNTIME_HOT_PATH, "runtime/emotion_onnx/aws_lambda.py", "runtime/emotion_onnx/handling.py",
+                        "export/emotion_onnx_export/lambda_bundle.py"])  # fmt: skip
     print(md)
     return 0
 

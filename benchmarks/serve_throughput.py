@@ -24,7 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     RESULTS,
+    RUNTIME_HOT_PATH,
+    SERVING_CODE,
     median,
+    model_or_default,
+    on_machine,
     percentile,
     post_predict,
     pyplot,
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     md = (
         f"HTTP server, {args.clients} concurrent single-text clients, {len(texts)} emotion test texts, "
-        f"model `{args.name}`, median of {rounds} rounds (`python benchmarks/serve_throughput.py"
+        f"model `{args.name}`, median of {rounds} rounds on {on_machine()} (`python benchmarks/serve_throughput.py"
         f"{' --model ' + str(args.model) if args.model else ''} --name {args.name}`):\n\n"
         "| | texts/s | p50 ms | p99 ms |\n|---|---|---|---|\n"
         f"| offline `clf(texts)`, same model and threads | {median(offline):.1f} | | |\n"
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         f"mean micro-batch {median(batch_means):.1f} texts; {len(errors)} errors.\n"
     )
     stem = "serve_throughput" + (f"_{args.name}" if args.name else "")
-    write_results(stem, data, md)
+    write_results(stem, data, md, models=[model_or_default(args.model)],
+                  code=[*RUNTIME_HOT_PATH, *SERVING_CODE])  # fmt: skip
     _plot(lat_all, data, RESULTS / f"{stem}.png")
     print(md)
     return 0

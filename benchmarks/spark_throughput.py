@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median, read_split, write_results  # noqa: E402
+from common import RESULTS, RUNTIME_HOT_PATH, median, model_or_default, on_machine, read_split, write_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,13 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     md = (
         f"Spark `local[2]` vs the runtime used directly, {len(rows)} rows (emotion test split × {copies}), "
-        f"median of {repeats} runs, model `{data['model']}`.\n\n"
+        f"median of {repeats} runs on {on_machine()}, model `{data['model']}`.\n\n"
         "| path | rows/s | per core |\n|---|---|---|\n"
         f"| `classify_dataframe` in Spark local[2] (2 tasks × 1 thread) | {spark_rps:.0f} | {spark_rps / 2:.0f} |\n"
         f"| `EmotionClassifier.predict_proba` directly (1 process × 2 threads) | {direct_rps:.0f} | "
         f"{direct_rps / 2:.0f} |\n\nSpark reaches {spark_rps / direct_rps:.0%} of the direct runtime.\n"
     )
-    write_results("spark_throughput", data, md)
+    code = [*RUNTIME_HOT_PATH, "runtime/emotion_onnx/spark.py", "runtime/emotion_onnx/records.py"]
+    write_results("spark_throughput", data, md, models=[model_or_default(args.model)], code=code)
     import matplotlib
 
     matplotlib.use("Agg")
