@@ -21,7 +21,7 @@ import numpy as np
 INT8_CODE = ("int8", "int8_activations", "int8_graph", "quantization")  # what builds the graphs compared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, RUNTIME_HOT_PATH, add_variant, interleaved, machine, median, read_split, write_results  # noqa: E402
+from common import RESULTS, RUNTIME_HOT_PATH, add_variant, interleaved, median, on_machine, read_split, write_results  # noqa: E402
 
 
 def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> dict[str, dict]:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (
         f"INT8 schemes on `{args.model.name}`, {len(texts)} emotion test texts, reference: {reference_name}; "
-        f"{machine()['cpus_usable']} cores of an {machine().get('cpu', 'unknown CPU')}. "
+        f"{on_machine()}. "
         f"Throughput: median of {1 if args.quick else args.repeats} interleaved runs.\n\n"
         "| scheme | top-1 agreement | accuracy | batch drift max\\|Δlogit\\| | texts/s | × fp32 | size MB | "
         "× fp32 size |\n|---|---|---|---|---|---|---|---|\n"

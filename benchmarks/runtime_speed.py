@@ -24,8 +24,8 @@ from common import (  # noqa: E402
     RESULTS,
     RUNTIME_HOT_PATH,
     interleaved,
-    machine,
     median,
+    on_machine,
     percentile,
     read_split,
     short_text,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     md = (
         f"Runtime speed, `{args.model.name}` variant `{clf.variant.name}`, {len(texts)} emotion test texts "
         f"(mean {data['mean_tokens']:.1f} tokens), median of {repeats} interleaved runs; "
-        f"{machine()['cpus_usable']} cores of an {machine().get('cpu', 'unknown CPU')}.\n\n"
+        f"{on_machine()}.\n\n"
         "| figure | value | goal |\n|---|---|---|\n"
         f"| token-budget bucketing (clf) | {bucket_tps:.1f} texts/s | |\n"
         f"| fixed batches of 32, padded to longest | {fixed_tps:.1f} texts/s | |\n"

@@ -122,7 +122,7 @@ def group_weights(groups: list[str] | None) -> np.ndarray | None:
     averaging 1; None when the texts name fewer than two groups."""
     if groups is None or len(set(groups)) < 2:
         return None
-    names, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
     w = 1.0 / counts[inverse]
     return w * (len(w) / w.sum())
 
@@ -207,8 +207,9 @@ def fit_calibration(
             map_knots=len(mapping.x), nll_after_map=prob_nll(mapped, labels), ece_after_map=ece(mapped, labels)
         )
         if weights is not None:
+            corpus = np.asarray(groups)
             details["ece_after_map_by_corpus"] = {
-                g: ece(mapped[np.asarray(groups) == g], labels[np.asarray(groups) == g]) for g in sorted(set(groups))
+                g: ece(mapped[corpus == g], labels[corpus == g]) for g in sorted(set(groups))
             }
     lo, hi = TEMPERATURE_BOUNDS
     if not lo * 1.01 < t < hi / 1.01:
