@@ -70,14 +70,10 @@ def softmax(logits: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.nda
             raise ValueError("temperatures must be positive")
         if len(t) == 1:
             return softmax(logits, float(t[0]))
-        z = np.asarray(logits, dtype=np.float64) / t[:, None]
-        z = z - z.max(axis=-1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=-1, keepdims=True)
-        return z
-    if not temperature > 0:
+        temperature = t[:, None]  # one per row, divided in below
+    elif not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    if np.ndim(logits) == 2 and len(logits) == 1:
+    elif np.ndim(logits) == 2 and len(logits) == 1:
         # One row (a single text): Python floats cost less than numpy's per-call overhead,
         # which right after a model run (caches evicted) dominates a six-number softmax.
         row = np.asarray(logits, dtype=np.float64)[0].tolist()

@@ -403,9 +403,8 @@ def add_cloud_routes(app: FastAPI, service: InferenceService, settings: ServerSe
         return {"name": "emotion-onnx", "version": _version(), "extensions": []}
 
     def known_model(name: str):
-        refused = service.refusal()
-        if refused is not None and not service.ready:
-            raise refused
+        if not service.ready:  # loading, or the load failed: metadata needs the model
+            raise service.refusal()
         if name != model_name(service.clf):
             raise unknown_model(name, service.clf)
         return service.clf
