@@ -24,7 +24,6 @@ the training minutes are recorded. Results: benchmarks/results/adaptation.{json,
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -34,9 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
+from common import REPO, RESULTS, arguments, pyplot, save_figure, write_results
 
 REALWORLD = REPO / "models" / "realworld"
 MERGED = {"sadness": "negative", "anger": "negative", "fear": "negative", "joy": "positive", "love": "positive",
@@ -217,7 +214,7 @@ def plot(data: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments(__doc__, quick="smoke run: small evaluation sets, results elsewhere")
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     p.add_argument("--bases", nargs="+", default=["minilm-l6", "emotion-minilm-l6"])
     p.add_argument("--epochs", type=int, default=5)
@@ -229,7 +226,6 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO / "build" / "everyday.jsonl",
         help="the everyday pool (generated with models/realworld/everyday_pool.py when missing)",
     )
-    p.add_argument("--quick", action="store_true", help="smoke run: small evaluation sets, results elsewhere")
     args = p.parse_args(argv)
     from emotion_onnx_export.data import emotion_split
 

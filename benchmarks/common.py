@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,19 +93,85 @@ def timed(fn: Callable[[], object], runs: int, warmup: int = 20) -> list[float]:
     return out
 
 
-def ask_worker(proc, job: str) -> float:
-    """Send one job line to a benchmark worker process (stdin/stdout pipes) and read the seconds
-    it answers."""
-    proc.stdin.write(job + "\n")
-    proc.stdin.flush()
-    return float(proc.stdout.readline())
+class Worker:
+    """A measured system in its own process, all kept alive so that rounds interleave: it first
+    says {"ready": seconds it took to load}, then answers each JSON command on its stdin with one
+    JSON line (the worker side is `answer_jobs`)."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict | None = None):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{name} failed to start (exit {self.proc.wait()})")
+        self.load_s = json.loads(line)["ready"]
+
+    def ask(self, **cmd) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.name} died during {cmd.get('op')} (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        """Closing stdin is the worker's signal to exit."""
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
 
 
-def stop_workers(procs) -> None:
-    """Close the workers' stdin (their signal to exit) and wait for each."""
-    for proc in procs:
-        proc.stdin.close()
-        proc.wait()
+def answer_jobs(load: Callable[[], dict[str, Callable[[dict], dict]]], started: float | None = None) -> int:
+    """The worker side of `Worker`: load (what libraries print goes to stderr, off the protocol),
+    say ready, then answer each command with ops[command["op"]](command) until stdin closes."""
+    t0 = time.perf_counter() if started is None else started
+    protocol, sys.stdout = sys.stdout, sys.stderr
+    ops = load()
+    print(json.dumps({"ready": time.perf_counter() - t0}), file=protocol, flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] not in ops:
+            return 0
+        print(json.dumps(ops[cmd["op"]](cmd)), file=protocol, flush=True)
+    return 0
+
+
+def arguments(
+    doc: str,
+    *,
+    model: str | Path | None = None,
+    name: str | None = None,
+    repeats: int | None = None,
+    threads: bool = False,
+    quick: str | None = None,
+) -> argparse.ArgumentParser:
+    """The options the scripts share, spelled once; each script adds its own. model: "required",
+    "embedded" (defaults to the embedded model) or a default directory; name: the default suffix
+    of the results files; quick: the help of --quick, the smoke run the tests use."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if model == "required":
+        p.add_argument("--model", type=Path, required=True, help="exported model directory")
+    elif model == "embedded":
+        p.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
+    elif model is not None:
+        p.add_argument("--model", type=Path, default=Path(model), help="exported model directory")
+    if name is not None:
+        p.add_argument("--name", default=name, help="what the results files are named after")
+    if repeats is not None:
+        p.add_argument("--repeats", type=int, default=repeats, help="interleaved rounds; medians are reported")
+    if threads:
+        p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    if quick is not None:
+        p.add_argument("--quick", action="store_true", help=quick)
+    return p
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A markdown table's lines: the header, its rule, one line per row."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
 
 
 def median(xs: list[float]) -> float:

@@ -28,7 +28,6 @@ slice (the CI smoke run) and asserts nothing about speed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -38,15 +37,25 @@ import tempfile
 import time
 from pathlib import Path
 
+import footprint
 import numpy as np
+from common import (
+    REPO,
+    RESULTS,
+    RUNTIME_HOT_PATH,
+    Worker,
+    arguments,
+    machine,
+    median,
+    percentile,
+    read_split,
+    write_results,
+)
+from systems import SYSTEMS, ours_variant
+
+from emotion_onnx.manifest import is_model_dir
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import footprint  # noqa: E402
-from common import REPO, RESULTS, median, percentile, read_split, write_results  # noqa: E402
-from systems import SYSTEMS, ours_variant  # noqa: E402
-
-from emotion_onnx.manifest import is_model_dir  # noqa: E402
 
 GOALS = {
     "int8_batch_vs_pipeline_fp32": 15.0,
@@ -70,30 +79,9 @@ def system_cmd(system: str, model: Path, checkpoint: Path, cache: Path, *extra: 
             str(checkpoint), "--cache", str(cache), *extra]  # fmt: skip
 
 
-class Worker:
-    """One system in its own process, answering JSON commands (see systems.py)."""
-
-    def __init__(self, system: str, model: Path, checkpoint: Path, cache: Path, threads: int):
-        self.system = system
-        cmd = system_cmd(system, model, checkpoint, cache, "--threads", str(threads))
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(cache))
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"{system} failed to start (exit {self.proc.wait()})")
-        self.load_s = json.loads(line)["ready"]
-
-    def ask(self, **cmd) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"{self.system} died during {cmd['op']} (exit {self.proc.wait()})")
-        return json.loads(line)
-
-    def close(self) -> None:
-        self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-        self.proc.stdin.close()
-        self.proc.wait(timeout=120)
+def worker(system: str, model: Path, checkpoint: Path, cache: Path, threads: int) -> Worker:
+    """One system in its own process, answering the commands of systems.jobs."""
+    return Worker(system, system_cmd(system, model, checkpoint, cache, "--threads", str(threads)), env=_env(cache))
 
 
 def _cold(r: dict) -> str:
@@ -215,7 +203,7 @@ def bench_model(name: str, model: Path, checkpoint: Path, args, labels_known: bo
         # PyTorch at its best thread setting (1 or 2), probed on a slice
         probe = {}
         for threads in (1, 2):
-            w = Worker("pytorch-fp32", model, checkpoint, cache, threads)
+            w = worker("pytorch-fp32", model, checkpoint, cache, threads)
             w.ask(op="batch", texts=str(files["probe"]))
             probe[threads] = median([w.ask(op="batch", texts=str(files["probe"]))["seconds"] for _ in range(2)])
             w.close()
@@ -227,7 +215,7 @@ def bench_model(name: str, model: Path, checkpoint: Path, args, labels_known: bo
         workers = {}
         for s in systems:
             print(f"[{name}] loading {s}", file=sys.stderr)
-            workers[s] = Worker(s, model, checkpoint, cache, threads_of[s])
+            workers[s] = worker(s, model, checkpoint, cache, threads_of[s])
         results = {s: {"threads": threads_of[s], "load_s": workers[s].load_s, "batch_s": [], "long_s": [],
                        "latencies": []} for s in systems}  # fmt: skip
         for w in workers.values():  # warm-up
@@ -439,17 +427,15 @@ def plots(data: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments(__doc__, threads=True, quick="a small slice of everything (CI smoke run)")
     p.add_argument("--full-size", type=Path, default=REPO / "build" / "distilbert-base")
     p.add_argument("--full-size-checkpoint", type=Path)
     p.add_argument("--trained", type=Path, default=REPO / "build" / "emotion-minilm-l6" / "onnx")
     p.add_argument("--trained-checkpoint", type=Path)
     p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--cold-runs", type=int, default=2)
     p.add_argument("--skip", nargs="*", default=[], choices=("full-size", "trained"), help="models to leave out")
-    p.add_argument("--quick", action="store_true", help="a small slice of everything (CI smoke run)")
     args = p.parse_args(argv)
     if "pytorch-fp32" not in args.systems:
         args.systems.insert(0, "pytorch-fp32")  # the reference every ratio is taken against
@@ -471,11 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         "goals": {k: evaluate_goals(m, k == "trained") for k, m in models.items()},
         "wall_s": time.perf_counter() - started,
     }
-    from common import machine
-
     data["machine"] = machine()
     md = markdown(data)
-    write_results("compare_systems", data, md)
+    measured = [args.full_size, args.trained]
+    write_results("compare_systems", data, md, models=[m for k, m in zip(("full-size", "trained"), measured)
+                                                      if k in models], code=RUNTIME_HOT_PATH)  # fmt: skip
     plots(data)
     print(md)
     print(f"wall time {data['wall_s']:.0f} s", file=sys.stderr)

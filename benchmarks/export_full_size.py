@@ -9,18 +9,15 @@ Results go to benchmarks/results/export_full_size.{json,md}; the model directory
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, vocab_file, write_results  # noqa: E402
+from common import REPO, arguments, vocab_file, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments(__doc__)
     p.add_argument("--out", type=Path, default=REPO / "build" / "distilbert-base")
     p.add_argument("--checkpoint", type=Path, default=REPO / "build" / "distilbert-base-ckpt")
     args = p.parse_args(argv)

@@ -11,15 +11,13 @@ Results go to benchmarks/results/frozen_app.{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, write_results  # noqa: E402
+from common import arguments, machine, median, write_results
 
 APP = """\
 import sys
@@ -77,8 +75,7 @@ def markdown(data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=5)
+    p = arguments(__doc__, repeats=5)
     args = p.parse_args(argv)
     import PyInstaller
 

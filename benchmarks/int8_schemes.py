@@ -10,18 +10,25 @@ benchmarks/results/int8_schemes[_NAME].{json,md,png}.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import (
+    RESULTS,
+    RUNTIME_HOT_PATH,
+    add_variant,
+    arguments,
+    interleaved,
+    median,
+    on_machine,
+    read_split,
+    write_results,
+)
 
 INT8_CODE = ("int8", "int8_activations", "int8_graph", "quantization")  # what builds the graphs compared
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, RUNTIME_HOT_PATH, add_variant, interleaved, median, on_machine, read_split, write_results  # noqa: E402
 
 
 def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> dict[str, dict]:
@@ -86,12 +93,8 @@ def build_schemes(model_dir: Path, work: Path, calibration_texts: list[str]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, required=True, help="exported model directory")
+    p = arguments(__doc__, model="required", name="", repeats=5, quick="200 texts, 1 repeat (CI smoke run)")
     p.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint: reference logits (real weights)")
-    p.add_argument("--name", default="", help="suffix for the results files")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--quick", action="store_true", help="200 texts, 1 repeat (CI smoke run)")
     args = p.parse_args(argv)
 
     from emotion_onnx import EmotionClassifier

@@ -13,7 +13,6 @@ Results: benchmarks/results/lambda_bundle[_NAME].{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,8 +21,7 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RUNTIME_HOT_PATH, median, model_or_default, on_machine, write_results  # noqa: E402
+from common import RUNTIME_HOT_PATH, arguments, median, model_or_default, on_machine, write_results
 
 INVOKE = r"""
 import json, sys, time
@@ -79,11 +77,8 @@ def cold_starts(task_root: Path, runs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
-    p.add_argument("--name", default="emotion-minilm-l6")
+    p = arguments(__doc__, model="embedded", name="emotion-minilm-l6", quick="one cold start, no 3.12 bundle")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--quick", action="store_true", help="one cold start, no 3.12 bundle")
     args = p.parse_args(argv)
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     with tempfile.TemporaryDirectory(prefix="lambda-bench-") as tmp:

@@ -13,8 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import kernel_profile, percentile, read_split, short_text, timed  # noqa: E402
+from common import kernel_profile, percentile, read_split, short_text, timed
 
 
 def breakdown(clf, texts: list[str], runs: int) -> None:

@@ -11,13 +11,10 @@ benchmarks/results/model_swap.{json,md}, with the machine, the commit and both m
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RUNTIME_HOT_PATH, interleaved, median, percentile, write_results  # noqa: E402
+from common import RUNTIME_HOT_PATH, arguments, interleaved, median, percentile, write_results
 
 SINGLE_TEXTS = 200  # one-text calls per round
 
@@ -81,10 +78,9 @@ def markdown(data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments(__doc__, repeats=7)
     p.add_argument("--before", type=Path, required=True)
     p.add_argument("--after", type=Path)
-    p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args(argv)
     from emotion_onnx import EmotionClassifier, default_model_dir
     from emotion_onnx_export.evaluation import evaluation_sets

@@ -13,16 +13,15 @@ Results go to benchmarks/results/runtime_speed[_NAME].{json,md,png}.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     RESULTS,
     RUNTIME_HOT_PATH,
+    arguments,
     interleaved,
     median,
     on_machine,
@@ -95,12 +94,8 @@ def cold_start(model: Path, variant: str | None, texts_file: Path, runs: int) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, required=True)
+    p = arguments(__doc__, model="required", name="", repeats=7, quick="200 texts, 1 repeat (CI smoke run)")
     p.add_argument("--variant", help="variant to measure (default: the manifest's default)")
-    p.add_argument("--name", default="")
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
 
     from emotion_onnx import EmotionClassifier

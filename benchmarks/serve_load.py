@@ -15,18 +15,24 @@ Results: benchmarks/results/serve_load[_NAME].{json,md,png}.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import socket
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, percentile, post_predict, pyplot, read_split, save_figure, start_server, write_results  # noqa: E402
+from common import (
+    RESULTS,
+    arguments,
+    percentile,
+    post_predict,
+    pyplot,
+    read_split,
+    save_figure,
+    start_server,
+    write_results,
+)
 
 BIG_TEXTS, BIG_TOKENS = 256, 512
 
@@ -133,13 +139,11 @@ def long_text(tokenizer, texts: list[str], start: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
-    p.add_argument("--name", default="emotion-minilm-l6")
+    p = arguments(__doc__, model="embedded", name="emotion-minilm-l6",
+                  quick="400 requests, 16 clients, a small fairness probe")  # fmt: skip
     p.add_argument("--requests", type=int, default=10_000)
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="400 requests, 16 clients, a small fairness probe")
     args = p.parse_args(argv)
     from tokenizers import Tokenizer
 

@@ -13,19 +13,17 @@ sizes come from its /metrics. Results: benchmarks/results/serve_throughput[_NAME
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import socket
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     RESULTS,
     RUNTIME_HOT_PATH,
     SERVING_CODE,
+    arguments,
     median,
     model_or_default,
     on_machine,
@@ -72,14 +70,11 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
-    p.add_argument("--name", default="emotion-minilm-l6")
+    p = arguments(__doc__, model="embedded", name="emotion-minilm-l6", quick="200 texts, 1 round (harness check only)")
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--port", type=int, default=0, help="0: any free port")
     p.add_argument("--server-arg", action="append", default=[], help="extra `emotion-onnx serve` option")
-    p.add_argument("--quick", action="store_true", help="200 texts, 1 round (harness check only)")
     args = p.parse_args(argv)
     try:
         import uvloop

@@ -17,24 +17,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from common import (  # noqa: E402
+from common import (
     REPO,
     RESULTS,
-    ask_worker,
+    RUNTIME_HOT_PATH,
+    Worker,
+    answer_jobs,
+    arguments,
     machine,
+    markdown_table,
     median,
     pyplot,
     read_split,
     save_figure,
-    stop_workers,
     write_results,
 )
 
@@ -61,18 +60,18 @@ def load(system: str, model_dir: Path, cache: Path, threads: int):
     return OpenVinoThroughput(model_dir, threads, None, nncf_int8(model_dir, cache))
 
 
-def serve(system: str, model_dir: Path, cache: Path, threads: int, texts_file: Path) -> int:
-    """Worker mode: load, one untimed pass, then one timed pass per line on stdin."""
+def jobs(system: str, model_dir: Path, cache: Path, threads: int, texts_file: Path) -> dict:
+    """Worker side: load, one untimed pass; then each "batch" command times one pass."""
     texts = json.loads(texts_file.read_text())
-    protocol, sys.stdout = sys.stdout, sys.stderr  # what the libraries print stays off the protocol
     sys_obj = load(system, model_dir, cache, threads)
     sys_obj.batch(texts)
-    print("ready", file=protocol, flush=True)
-    for _ in sys.stdin:
+
+    def batch(cmd: dict) -> dict:
         t0 = time.perf_counter()
         sys_obj.batch(texts)
-        print(time.perf_counter() - t0, file=protocol, flush=True)
-    return 0
+        return {"seconds": time.perf_counter() - t0}
+
+    return {"batch": batch}
 
 
 def available(system: str, model_dir: Path) -> bool:
@@ -88,19 +87,16 @@ def available(system: str, model_dir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=REPO / "build" / "emotion-minilm-l6" / "onnx-ov")
-    p.add_argument("--name", default="emotion-minilm-l6")
+    p = arguments(__doc__, model=REPO / "build" / "emotion-minilm-l6" / "onnx-ov", name="emotion-minilm-l6",
+                  threads=True, quick="two rounds on 100 texts (the CI smoke run)")  # fmt: skip
     p.add_argument("--cache", type=Path, help="where OpenVINO's NNCF model is built (default build/bench-cache/NAME)")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--quick", action="store_true", help="two rounds on 100 texts (the CI smoke run)")
     p.add_argument("--serve", choices=SYSTEMS, help=argparse.SUPPRESS)
     p.add_argument("--texts", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     cache = args.cache or REPO / "build" / "bench-cache" / args.name
     if args.serve:
-        return serve(args.serve, args.model, cache, args.threads, args.texts)
+        return answer_jobs(lambda: jobs(args.serve, args.model, cache, args.threads, args.texts))
 
     texts, _ = read_split("test", 100 if args.quick else None)
     rounds = 2 if args.quick else args.rounds
@@ -117,17 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems:
             cmd = [sys.executable, __file__, "--serve", system, "--model", str(args.model), "--cache", str(cache),
                    "--threads", str(args.threads), "--texts", str(texts_file)]  # fmt: skip
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            if proc.stdout.readline().strip() != "ready":
-                proc.kill()
-                raise SystemExit(f"{system} failed to start (exit {proc.wait()})")
-            workers[system] = proc
+            workers[system] = Worker(system, cmd)
         seconds: dict[str, list[float]] = {s: [] for s in systems}
         for _ in range(rounds):
-            for system, proc in workers.items():
-                seconds[system].append(ask_worker(proc, "go"))
+            for system, worker in workers.items():
+                seconds[system].append(worker.ask(op="batch")["seconds"])
     finally:
-        stop_workers(workers.values())
+        for worker in workers.values():
+            worker.close()
         texts_file.unlink(missing_ok=True)
 
     rows = {}
@@ -143,13 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         f"One batch at a time against batches side by side (`python benchmarks/side_by_side.py --name {args.name}`; "
         f"{len(texts)} emotion test texts, {args.threads} threads, {cpu}, median of {rounds} interleaved rounds).",
         "",
-        "| system | texts/s | × its one-at-a-time twin |",
-        "|---|---|---|",
-        *(f"| {s} | {r['texts_per_s']:.1f} | {r['vs_twin']:.2f}× |" for s, r in rows.items()),
+        *markdown_table(
+            ("system", "texts/s", "× its one-at-a-time twin"),
+            ((s, f"{r['texts_per_s']:.1f}", f"{r['vs_twin']:.2f}×") for s, r in rows.items()),
+        ),  # fmt: skip
         "",
     ]
     stem = f"side_by_side_{args.name}"
-    write_results(stem, data, "\n".join(md))
+    write_results(stem, data, "\n".join(md), models=[args.model], code=RUNTIME_HOT_PATH)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
     names = list(rows)[::-1]

@@ -9,22 +9,16 @@ benchmarks/results/spark_throughput.{json,md,png}.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, RUNTIME_HOT_PATH, median, model_or_default, on_machine, read_split, write_results  # noqa: E402
+from common import RESULTS, RUNTIME_HOT_PATH, arguments, median, model_or_default, on_machine, read_split, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="model directory (default: the embedded model)")
+    p = arguments(__doc__, model="embedded", repeats=3, quick="200 texts once (CI smoke run)")
     p.add_argument("--copies", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
+    model = str(args.model) if args.model else None  # what Spark ships to its workers
     from pyspark.sql import SparkSession
 
     from emotion_onnx import EmotionClassifier
@@ -43,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         df = spark.createDataFrame(rows, "id long, text string").repartition(2).cache()
         df.count()
-        classify_dataframe(df, model=args.model).write.format("noop").mode("overwrite").save()  # warm workers
+        classify_dataframe(df, model=model).write.format("noop").mode("overwrite").save()  # warm workers
         spark_s = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            classify_dataframe(df, model=args.model).write.format("noop").mode("overwrite").save()
+            classify_dataframe(df, model=model).write.format("noop").mode("overwrite").save()
             spark_s.append(time.perf_counter() - t0)
     finally:
         spark.stop()
@@ -61,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         direct_s.append(time.perf_counter() - t0)
     spark_rps, direct_rps = len(rows) / median(spark_s), len(rows) / median(direct_s)
     data = {
-        "model": args.model or "embedded default",
+        "model": str(args.model) if args.model else "embedded default",
         "rows": len(rows),
         "spark_local2_rows_per_s": spark_rps,
         "direct_rows_per_s": direct_rps,

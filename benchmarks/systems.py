@@ -22,14 +22,13 @@ applied to its first-token output in numpy.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import answer_jobs, arguments
 
 SYSTEMS = (
     "pytorch-fp32",
@@ -325,40 +324,41 @@ def vmhwm_kb() -> int:
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 
 
-def serve(sys_obj) -> None:
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        if cmd["op"] == "batch":
-            texts = json.loads(Path(cmd["texts"]).read_text())
+def jobs(sys_obj) -> dict:
+    """What a compare_systems.py worker answers (common.answer_jobs runs the protocol)."""
+
+    def batch(cmd: dict) -> dict:
+        texts = json.loads(Path(cmd["texts"]).read_text())
+        t0 = time.perf_counter()
+        logits = sys_obj.batch(texts)
+        reply = {"seconds": time.perf_counter() - t0}
+        if cmd.get("logits"):
+            np.save(cmd["logits"], logits)
+        return reply
+
+    def latency(cmd: dict) -> dict:
+        latencies = []
+        for text in json.loads(Path(cmd["texts"]).read_text()):
             t0 = time.perf_counter()
-            logits = sys_obj.batch(texts)
-            reply = {"seconds": time.perf_counter() - t0}
-            if cmd.get("logits"):
-                np.save(cmd["logits"], logits)
-        elif cmd["op"] == "latency":
-            texts = json.loads(Path(cmd["texts"]).read_text())
-            latencies = []
-            for text in texts:
-                t0 = time.perf_counter()
-                sys_obj.one(text)
-                latencies.append(time.perf_counter() - t0)
-            reply = {"latencies": latencies}
-        elif cmd["op"] == "alone":
-            texts = json.loads(Path(cmd["texts"]).read_text())
-            np.save(cmd["logits"], np.vstack([sys_obj.batch([t]) for t in texts]))
-            reply = {}
-        elif cmd["op"] == "rss":
-            reply = {"vmhwm_kb": vmhwm_kb(), "precision": getattr(sys_obj, "precision", None)}
-        else:
-            return
-        print(json.dumps(reply), flush=True)
+            sys_obj.one(text)
+            latencies.append(time.perf_counter() - t0)
+        return {"latencies": latencies}
+
+    def alone(cmd: dict) -> dict:
+        texts = json.loads(Path(cmd["texts"]).read_text())
+        np.save(cmd["logits"], np.vstack([sys_obj.batch([t]) for t in texts]))
+        return {}
+
+    def rss(cmd: dict) -> dict:
+        return {"vmhwm_kb": vmhwm_kb(), "precision": getattr(sys_obj, "precision", None)}
+
+    return {"batch": batch, "latency": latency, "alone": alone, "rss": rss}
 
 
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments(__doc__, model="required")
     p.add_argument("system", choices=SYSTEMS)
-    p.add_argument("--model", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--threads", type=int, default=2)
@@ -372,16 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             if importlib.util.find_spec(needs) is not None:
                 build()
         return 0
-    system = load(args.system, args.model, args.checkpoint, args.cache, args.threads)
-    t_load = time.perf_counter()
     if args.cold:
+        system = load(args.system, args.model, args.checkpoint, args.cache, args.threads)
+        t_load = time.perf_counter()
         system.one(args.cold)
         t_first = time.perf_counter()
         print(json.dumps({"import_and_load_s": t_load - t0, "first_prediction_s": t_first - t_load}))
         return 0
-    print(json.dumps({"ready": t_load - t0}), flush=True)
-    serve(system)
-    return 0
+    return answer_jobs(lambda: jobs(load(args.system, args.model, args.checkpoint, args.cache, args.threads)), t0)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ PATTERN = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(.*?)(<!-- /results
 
 def summary_table() -> str:
     """The README's one table against the peers, from compare_systems.json."""
-    sys.path.insert(0, str(HERE))
     from compare_systems import summary_markdown
 
     return summary_markdown(json.loads((RESULTS / "compare_systems.json").read_text()))

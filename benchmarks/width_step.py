@@ -17,32 +17,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from common import (  # noqa: E402
+from common import (
     REPO,
     RESULTS,
-    ask_worker,
+    RUNTIME_HOT_PATH,
+    Worker,
+    answer_jobs,
+    arguments,
     machine,
+    markdown_table,
     median,
     pyplot,
     read_split,
     save_figure,
-    stop_workers,
     write_results,
 )
 
 VARIANTS = ("int8", "int8-openvino")
 
 
-def serve(variant: str, step: int, model_dir: Path, threads: int, texts_file: Path) -> int:
-    """Worker mode: load, one untimed pass, then per line on stdin one timed job."""
+def jobs(variant: str, step: int, model_dir: Path, threads: int, texts_file: Path) -> dict:
+    """Worker side: load, one untimed pass; "batch" times the split as one call, "one" answers the
+    median of one text at a time over the short texts."""
     from emotion_onnx import EmotionClassifier
 
     texts = json.loads(texts_file.read_text())
@@ -50,35 +50,34 @@ def serve(variant: str, step: int, model_dir: Path, threads: int, texts_file: Pa
     clf = EmotionClassifier(model_dir, variant=variant, intra_op_threads=threads)
     clf.engine.width_step = step
     clf.logits(texts)
-    for line in sys.stdin:
-        if line.strip() == "one":
-            latencies = []
-            for text in short:
-                t0 = time.perf_counter()
-                clf.logits([text])
-                latencies.append(time.perf_counter() - t0)
-            print(median(latencies), flush=True)
-        else:
+
+    def batch(cmd: dict) -> dict:
+        t0 = time.perf_counter()
+        clf.logits(texts)
+        return {"seconds": time.perf_counter() - t0}
+
+    def one(cmd: dict) -> dict:
+        latencies = []
+        for text in short:
             t0 = time.perf_counter()
-            clf.logits(texts)
-            print(time.perf_counter() - t0, flush=True)
-    return 0
+            clf.logits([text])
+            latencies.append(time.perf_counter() - t0)
+        return {"seconds": median(latencies)}
+
+    return {"batch": batch, "one": one}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=REPO / "build" / "emotion-minilm-l6" / "onnx-ov")
-    p.add_argument("--name", default="emotion-minilm-l6")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p = arguments(__doc__, model=REPO / "build" / "emotion-minilm-l6" / "onnx-ov", name="emotion-minilm-l6",
+                  threads=True, quick="two rounds on 100 texts (the CI smoke run)")  # fmt: skip
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8])
-    p.add_argument("--quick", action="store_true", help="two rounds on 100 texts (the CI smoke run)")
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--texts", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
         variant, step = args.serve.rsplit(":", 1)
-        return serve(variant, int(step), args.model, args.threads, args.texts)
+        return answer_jobs(lambda: jobs(variant, int(step), args.model, args.threads, args.texts))
 
     from emotion_onnx import EmotionClassifier
     from emotion_onnx import manifest as manifest_io
@@ -98,14 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         for v, s in systems:
             cmd = [sys.executable, __file__, "--serve", f"{v}:{s}", "--model", str(args.model),
                    "--threads", str(args.threads), "--texts", str(texts_file)]  # fmt: skip
-            workers[v, s] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            workers[v, s] = Worker(f"{v} step {s}", cmd)
             batch_s[v, s], one_s[v, s] = [], []
         for _ in range(rounds):
-            for key, proc in workers.items():
-                batch_s[key].append(ask_worker(proc, "batch"))
-                one_s[key].append(ask_worker(proc, "one"))
+            for key, worker in workers.items():
+                batch_s[key].append(worker.ask(op="batch")["seconds"])
+                one_s[key].append(worker.ask(op="one")["seconds"])
     finally:
-        stop_workers(workers.values())
+        for worker in workers.values():
+            worker.close()
         texts_file.unlink(missing_ok=True)
 
     rows = {}
@@ -121,24 +121,29 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": batch_s[v, s],
         }
     data = {"model": str(args.model), "texts": len(texts), "threads": args.threads, "rounds": rounds,
-            "quick": args.quick, "machine": machine(), "systems": rows}  # fmt: skip
-    cpu = data["machine"].get("cpu", "unknown CPU")
+            "quick": args.quick, "systems": rows}  # fmt: skip
+    cpu = machine().get("cpu", "unknown CPU")
     md = [
         f"Width steps per engine (`python benchmarks/width_step.py --name {args.name}`; {len(texts)} emotion "
         f"test texts, {args.threads} threads, {cpu}, median of {rounds} interleaved rounds; the engine's own "
         "step in bold).",
         "",
-        "| engine, step | texts/s | × the engine's own step | one text p50 ms |",
-        "|---|---|---|---|",
-        *(
-            f"| {'**' if r['step'] == r['engine_step'] else ''}{name}{'**' if r['step'] == r['engine_step'] else ''} "
-            f"| {r['texts_per_s']:.1f} | {r['vs_engine_step']:.3f}× | {r['one_text_p50_ms']:.2f} |"
-            for name, r in rows.items()
+        *markdown_table(
+            ("engine, step", "texts/s", "× the engine's own step", "one text p50 ms"),
+            (
+                (
+                    f"**{name}**" if r["step"] == r["engine_step"] else name,
+                    f"{r['texts_per_s']:.1f}",
+                    f"{r['vs_engine_step']:.3f}×",
+                    f"{r['one_text_p50_ms']:.2f}",
+                )  # fmt: skip
+                for name, r in rows.items()
+            ),
         ),
         "",
     ]
     stem = f"width_step_{args.name}"
-    write_results(stem, data, "\n".join(md))
+    write_results(stem, data, "\n".join(md), models=[args.model], code=RUNTIME_HOT_PATH)
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.8 + 0.4 * len(rows)))
     names = list(rows)[::-1]
