@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, RESULTS, arguments, pyplot, save_figure, write_results
+from common import REPO, RESULTS, arguments, model_or_default, pyplot, save_figure, write_results
 
 REALWORLD = REPO / "models" / "realworld"
 MERGED = {"sadness": "negative", "anger": "negative", "fear": "negative", "joy": "positive", "love": "positive",
@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     md = markdown(data)
-    write_results("adaptation", data, md)
+    write_results("adaptation", data, md, models=[model_or_default(None)],
+                  code=["export/emotion_onnx_export/finetune.py", "export/emotion_onnx_export/bases.py",
+                        "export/emotion_onnx_export/bases/emotion-minilm-l6.safetensors"])  # fmt: skip
     plot(data, RESULTS / "adaptation.png")
     print(md)
     return 0

@@ -257,6 +257,14 @@ RUNTIME_HOT_PATH = tuple(
 )
 
 
+# What builds an exported model directory: a change to any of these can move an export's figures
+EXPORT_CODE = tuple(
+    f"export/emotion_onnx_export/{name}.py"
+    for name in ("pipeline", "onnx_graph", "fusion", "int8", "int8_activations", "int8_graph", "quantization",
+                 "openvino_int8", "reference", "gate", "calibration")
+)  # fmt: skip
+
+
 # What a served request goes through beyond the runtime
 SERVING_CODE = tuple(
     f"runtime/emotion_onnx/{name}.py"

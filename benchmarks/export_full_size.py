@@ -13,7 +13,7 @@ import importlib.util
 import time
 from pathlib import Path
 
-from common import REPO, arguments, vocab_file, write_results
+from common import EXPORT_CODE, REPO, arguments, vocab_file, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "export_full_size",
         {"seconds_total": total, "seconds": result.seconds, "manifest": m.to_dict()},
         md,
+        models=[args.out],
+        code=EXPORT_CODE,
     )
     print(md)
     return 0 if not result.failures else 1

@@ -17,7 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, machine, median, write_results
+from common import REPO, RUNTIME_HOT_PATH, arguments, machine, median, model_or_default, write_results
+
+HOOKS = REPO / "runtime" / "emotion_onnx" / "__pyinstaller"  # what PyInstaller learns about the package
 
 APP = """\
 import sys
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             }
     data = {"pyinstaller": PyInstaller.__version__, "repeats": args.repeats, "results": results}
     md = markdown({**data, "machine": machine()})
-    write_results("frozen_app", data, md)
+    write_results("frozen_app", data, md, models=[model_or_default(None)],
+                  code=[*RUNTIME_HOT_PATH, *sorted(str(p.relative_to(REPO)) for p in HOOKS.glob("*.py"))])  # fmt: skip
     print(md)
     return 0
 

@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 from common import (
     RESULTS,
+    RUNTIME_HOT_PATH,
+    SERVING_CODE,
     arguments,
+    model_or_default,
     percentile,
     post_predict,
     pyplot,
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         f"took {f['big_request_s']:.1f} s.\n"
     )
     stem = "serve_load" + (f"_{args.name}" if args.name else "")
-    write_results(stem, data, md)
+    write_results(stem, data, md, models=[model_or_default(args.model)], code=[*RUNTIME_HOT_PATH, *SERVING_CODE])
     _plot(latencies, sizes, data, RESULTS / f"{stem}.png")
     print(md)
     return 0 if errors == mismatched == 0 else 1
