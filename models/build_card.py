@@ -97,18 +97,24 @@ def recipe_command(config: dict, export_flags: str = "") -> str:
     soup (models/soup.py), a loop over its members' seeds, the soup, and the export."""
     if "soup_of" in config:
         seeds, outs = config["seed"], config["soup_of"]
+        trains = config.get("member_train") or [config["train"]] * len(outs)
+        bases = config.get("member_base") or [config["base"]] * len(outs)
         pattern = {out[: -len(str(seed))] for out, seed in zip(outs, seeds) if out.endswith(str(seed))}
-        member = {k: v for k, v in config.items() if k not in ("soup_of", "seed", "out")}
-        if len(pattern) == 1:
+        member = {k: v for k, v in config.items() if k not in ("soup_of", "seed", "out", "member_train", "member_base")}
+        if len(pattern) == 1 and "member_train" not in config and "member_base" not in config:
             one = recipe_command({**member, "seed": "$s", "out": pattern.pop() + "$s"}).removesuffix(" --export")
             train = f"for s in {' '.join(map(str, seeds))}; do {one}; done"
         else:
             train = " && ".join(
-                recipe_command({**member, "seed": seed, "out": out}).removesuffix(" --export")
-                for seed, out in zip(seeds, outs)
+                recipe_command({**member, "seed": seed, "out": out, "train": train, "base": base}).removesuffix(
+                    " --export"
+                )
+                for seed, out, train, base in zip(seeds, outs, trains, bases)
             )
         out = config["out"]
-        return f"{train} && python models/soup.py {' '.join(outs)} --out {out} && {export_command(out, export_flags)}"
+        same = " --same-base" if "member_base" in config else ""
+        soup = f"python models/soup.py {' '.join(outs)} --out {out}{same}"
+        return f"{train} && {soup} && {export_command(out, export_flags)}"
     from emotion_onnx_export.finetune import FinetuneConfig
 
     defaults = {f.name: f.default for f in fields(FinetuneConfig)}
@@ -175,7 +181,9 @@ def measure(run: Path, variant: str, before: Path | None) -> dict:
         figures["before"] = score_all(old, sets)
         figures["before_sentences"] = [{"text": t, "default": _top(old, t, False)} for t in SENTENCES]
     metrics = json.loads((run / "metrics.json").read_text())
-    figures["training"] = {k: metrics[k] for k in ("config", "epochs", "best_epoch", "best_weights", "train_seconds")}
+    kept = ("config", "epochs", "best_epoch", "best_weights", "train_seconds", "members")
+    figures["training"] = {k: metrics[k] for k in kept if k in metrics}
+    figures["training"]["validation_macro_f1"] = metrics["validation"]["macro_f1"]
     corpora = Path(metrics["config"]["validation"]).parent / "corpora.json"
     figures["data"] = json.loads(corpora.read_text()) if corpora.is_file() else None
     figures["calibration_trials"] = calibration_trials(clf, Path(metrics["config"]["validation"]), sets)
@@ -330,26 +338,59 @@ def runs_table(attempts: list[dict]) -> str:
 
 
 def epochs_table(figures: dict) -> str:
-    lines = ["| epoch | train loss | val loss | val accuracy | val macro-F1 | seconds |", "|---|---|---|---|---|---|"]
-    for e in figures["training"]["epochs"]:
-        lines.append(
-            f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_accuracy']:.4f} | "
-            f"{e['val_macro_f1']:.4f} | {e['seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+    """Each epoch's losses and scores; a soup's, member by member."""
+    epochs = figures["training"]["epochs"]
+    soup = any("member" in e for e in epochs)
+    header = ["epoch", "train loss", "val loss", "val accuracy", "val macro-F1", "seconds"]
+    rows = (
+        [
+            *([e["member"]] if soup else []),
+            e["epoch"],
+            f"{e['train_loss']:.4f}",
+            f"{e['val_loss']:.4f}",
+            f"{e['val_accuracy']:.4f}",
+            f"{e['val_macro_f1']:.4f}",
+            f"{e['seconds']:.0f}",
+        ]  # fmt: skip
+        for e in epochs
+    )
+    return "\n".join(markdown_table(["run", *header] if soup else header, rows))
+
+
+def markdown_table(header: list[str], rows) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]  # fmt: skip
+
+
+def training_text(training: dict) -> str:
+    """The recipe's training line: one run's schedule, or a soup's members and how they differ."""
+    cfg = training["config"]
+    seeds = sorted(set(cfg["seed"])) if isinstance(cfg["seed"], list) else [cfg["seed"]]
+    seed = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+    schedule = (
+        f"{cfg['epochs']} epochs at most, lr {cfg['lr']}, batch {cfg['batch_size']}, AdamW, warm-up then linear "
+        f"decay, {seed}, lead-ins stripped from {cfg['augment_lead_ins']:.0%} of the tweets each epoch, "
+        "early stopping on the validation texts' macro-F1 over the seven labels"
+    )
+    minutes = f"{training['train_seconds'] / 60:.0f} minutes on 2 CPU cores"
+    if "members" not in training:
+        return f"{schedule}; kept: {training['best_weights']} (best epoch {training['best_epoch']}); {minutes}."
+    members = "; ".join(
+        f"`{Path(m['run']).name}` on {', '.join(Path(f).stem for f in train_files(m))} (kept: {m['best_weights']}, "
+        f"validation macro-F1 {m['validation']['macro_f1']:.3f})"
+        for m in training["members"]
+    )
+    return (
+        f"{schedule}, in each of {len(training['members'])} runs from the same start: {members}. Shipped: their "
+        f"uniform average (`models/soup.py`, validation macro-F1 before the neutral offset "
+        f"{training.get('validation_macro_f1', float('nan')):.3f}); {minutes} in all."
+    )
 
 
 def render(figures: dict, attempts: list[dict]) -> str:
     """The card: card_template.md filled from the figures and the runs."""
     cal = figures["calibration"]
-    cfg = figures["training"]["config"]
-    training = (
-        f"{cfg['epochs']} epochs at most, lr {cfg['lr']}, batch {cfg['batch_size']}, AdamW, warm-up then linear "
-        f"decay, seed {cfg['seed']}, lead-ins stripped from {cfg['augment_lead_ins']:.0%} of the tweets each epoch, "
-        f"early stopping on the validation texts' macro-F1 over the seven labels; kept: "
-        f"{figures['training']['best_weights']} (best epoch {figures['training']['best_epoch']}); "
-        f"{figures['training']['train_seconds'] / 60:.0f} minutes on 2 CPU cores."
-    )
+    training = training_text(figures["training"])
     return TEMPLATE.read_text().format(
         name=figures["name"],
         six=", ".join(label for label in figures["labels"] if label != figures["neutral_label"]),

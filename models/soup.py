@@ -3,8 +3,10 @@
     python models/soup.py build/runs/s42 build/runs/s43 build/runs/s44 --out build/runs/soup
 
 Each RUN is the output of `emotion-onnx finetune ... --test TEST` from the same starting weights
-with a different --seed; only runs that start alike land in one basin, where their mean is a model
-at least as good as its members (Wortsman et al. 2022). The soup is one model of the same size, so
+(--base) with the same validation and test texts, differing in --seed or in the training data's
+mix (one source given twice, say); only runs that start alike land in one basin, where their mean
+is a model at least as good as its members (Wortsman et al. 2022 average runs that differ in
+hyperparameters and data augmentation alike). The soup is one model of the same size, so
 it ships like any run: --out gets what `emotion-onnx finetune` writes (checkpoint/, metrics.json,
 test logits, plots), and `emotion-onnx export OUT/checkpoint --out OUT/onnx`, then
 `python models/build_card.py OUT`, take it from there. Membership is fixed by the command line:
@@ -24,8 +26,13 @@ import numpy as np
 MEMBER_KEYS = ("best_weights", "best_epoch", "validation", "test", "train_seconds")
 
 
-def read_runs(runs: list[Path]) -> list[dict]:
-    """Each run's metrics.json, checked to share labels, architecture and data."""
+def member_name(run: Path, metrics: dict) -> str:
+    """How a plot and the card tell the members apart: the seed, and the run when seeds repeat."""
+    return f"{run.name} (seed {metrics['config']['seed']})"
+
+
+def read_runs(runs: list[Path], same_base: bool = False) -> list[dict]:
+    """Each run's metrics.json, checked to share labels, starting weights and evaluation texts."""
     metrics = []
     for run in runs:
         path = run / "metrics.json"
@@ -36,33 +43,41 @@ def read_runs(runs: list[Path]) -> list[dict]:
     for run, m in zip(runs[1:], metrics[1:]):
         if m["labels"] != first["labels"]:
             raise SystemExit(f"{run}: labels {m['labels']} differ from {first['labels']}")
-        differ = [k for k in ("base", "train", "validation", "test") if m["config"].get(k) != cfg.get(k)]
+        keys = ("validation", "test", "max_length") if same_base else ("base", "validation", "test", "max_length")
+        differ = [k for k in keys if m["config"].get(k) != cfg.get(k)]
         if differ:
-            raise SystemExit(f"{run}: its {', '.join(differ)} differ from {runs[0]}'s; a soup needs one start and data")
+            raise SystemExit(f"{run}: its {', '.join(differ)} differ from {runs[0]}'s; a soup needs one start "
+                             "and one set of evaluation texts")  # fmt: skip
+        if m.get("neutral_offset") or first.get("neutral_offset"):
+            raise SystemExit(f"{run}: a neutral offset is folded into a member; average the runs before "
+                             "`emotion_onnx_export.neutral_offset` and fit it once on the soup")  # fmt: skip
     if not cfg.get("test"):
         raise SystemExit(f"{runs[0]}: trained without --test; the soup is scored on the same test split")
     return metrics
 
 
 def soup_config(runs: list[Path], metrics: list[dict], out: Path) -> dict:
-    """The members' shared config, with every member's seed and directory."""
+    """The members' shared config, with every member's seed, training data and directory."""
+    trains = [m["config"].get("train") for m in metrics]
     return {
         **metrics[0]["config"],
         "seed": [m["config"]["seed"] for m in metrics],
+        # one training set, or each member's when their mixes differ
+        **({} if all(t == trains[0] for t in trains) else {"train": trains[0], "member_train": trains}),
         "out": str(out),
         "soup_of": [str(r) for r in runs],
     }
 
 
-def member_curves(metrics: list[dict], path: Path) -> None:
+def member_curves(runs: list[Path], metrics: list[dict], path: Path) -> None:
     """Validation macro-F1 and loss by epoch, one line per member."""
     from emotion_onnx_export.plots import _plt
 
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for m in metrics:
+    for run, m in zip(runs, metrics):
         epochs = [e["epoch"] for e in m["epochs"]]
-        label = f"seed {m['config']['seed']}"
+        label = member_name(run, m)
         left.plot(epochs, [e["val_macro_f1"] for e in m["epochs"]], marker="o", label=label)
         right.plot(epochs, [e["val_loss"] for e in m["epochs"]], marker="o", label=label)
     left.set(xlabel="epoch", ylabel="validation macro-F1", title="members")
@@ -78,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--force", action="store_true", help="replace --out")
+    p.add_argument(
+        "--same-base",
+        action="store_true",
+        help="the members name their --base differently but started from the same weights (a base name "
+        "as it resolved then, and the file those weights were saved to)",
+    )
     args = p.parse_args(argv)
     if len(args.runs) < 2:
         p.error("a soup needs two runs or more")
@@ -92,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     from emotion_onnx_export.finetune import EncodedTexts, average_states, predict_logits
     from emotion_onnx_export.metrics import summary
 
-    metrics = read_runs(args.runs)
+    metrics = read_runs(args.runs, args.same_base)
     cfg = soup_config(args.runs, metrics, args.out)
+    if args.same_base:
+        cfg["member_base"] = [m["config"]["base"] for m in metrics]
     labels = metrics[0]["labels"]
     first = args.runs[0] / "checkpoint"
     model = AutoModelForSequenceClassification.from_pretrained(first).eval()
@@ -121,13 +144,22 @@ def main(argv: list[str] | None = None) -> int:
         "config": cfg,
         "labels": labels,
         # every member's epochs, each marked with its seed (the card's training-curves table)
-        "epochs": [{**e, "seed": m["config"]["seed"]} for m in metrics for e in m["epochs"]],
+        "epochs": [
+            {**e, "seed": m["config"]["seed"], "member": r.name}
+            for r, m in zip(args.runs, metrics)
+            for e in m["epochs"]
+        ],
         "best_epoch": None,
         "best_weights": f"the uniform average of {len(metrics)} runs (seeds "
         + ", ".join(str(m["config"]["seed"]) for m in metrics)
         + "), each at its best weights by validation macro-F1",
         "members": [
-            {"run": str(r), "seed": m["config"]["seed"], **{k: m[k] for k in MEMBER_KEYS}}
+            {
+                "run": str(r),
+                "seed": m["config"]["seed"],
+                "train": m["config"].get("train"),
+                **{k: m[k] for k in MEMBER_KEYS},
+            }
             for r, m in zip(args.runs, metrics)
         ],
         "class_weights": metrics[0].get("class_weights"),
@@ -135,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation": scored["validation"][2],
         "test": test_summary,
     }
-    member_curves(metrics, tmp / "training_curves.png")
+    member_curves(args.runs, metrics, tmp / "training_curves.png")
     for split, name, title in (("validation", "confusion_matrix.png", "validation"),
                                ("test", "confusion_matrix_test.png", "test split")):  # fmt: skip
         plots.confusion_matrix(np.array(scored[split][2]["confusion_matrix"]), labels, tmp / name, f"{title} (soup)")

@@ -67,3 +67,62 @@ def test_soup_refuses_runs_that_do_not_share_a_start(seed_runs, tmp_path):
         soup.main([str(seed_runs[0]), str(other), "--out", str(tmp_path / "soup")])
     with pytest.raises(SystemExit):
         soup.main([str(seed_runs[0]), "--out", str(tmp_path / "soup")])  # one run is no soup
+
+
+def test_soup_of_runs_that_differ_in_their_training_mix(seed_runs, tmp_path):
+    """Members may differ in their training files (one source given twice, say) but not in their
+    evaluation texts; each member's mix is recorded and the card's recipe repeats each command."""
+    soup, card = load_script("models", "soup"), load_script("models", "build_card")
+    other = tmp_path / "mix"
+    other.mkdir()
+    (other / "checkpoint").symlink_to(seed_runs[1] / "checkpoint")
+    metrics = json.loads((seed_runs[1] / "metrics.json").read_text())
+    train = metrics["config"]["train"]
+    metrics["config"]["train"] = [train, train]
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    out = tmp_path / "soup"
+    assert soup.main([str(seed_runs[0]), str(other), "--out", str(out)]) == 0
+    cfg = json.loads((out / "metrics.json").read_text())["config"]
+    assert cfg["member_train"] == [train, [train, train]]
+    command = card.recipe_command(cfg)
+    assert command.count("emotion-onnx finetune --train ") == 2 and f"--train {train} {train} " in command
+    result = json.loads((out / "metrics.json").read_text())
+    training = {**result, "validation_macro_f1": result["validation"]["macro_f1"]}
+    text = card.training_text(training)
+    assert "in each of 2 runs from the same start" in text and "uniform average" in text and "seeds 1, 2," in text
+    table = card.epochs_table({"training": training}).splitlines()
+    assert table[0].startswith("| run | epoch |") and [row.split(" | ")[0] for row in table[2:]] == ["| s1", "| mix"]
+
+    metrics["config"]["validation"] = metrics["config"]["test"]
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="validation differ"):
+        soup.main([str(seed_runs[0]), str(other), "--out", str(out), "--force"])
+
+
+def test_soup_refuses_members_with_a_folded_neutral_offset(seed_runs, tmp_path):
+    soup = load_script("models", "soup")
+    other = tmp_path / "offset"
+    other.mkdir()
+    metrics = json.loads((seed_runs[1] / "metrics.json").read_text())
+    metrics["neutral_offset"] = {"offset": -0.4}
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="neutral offset is folded"):
+        soup.main([str(seed_runs[0]), str(other), "--out", str(tmp_path / "soup")])
+
+
+def test_same_base_names_one_start_spelled_two_ways(seed_runs, tmp_path):
+    soup, card = load_script("models", "soup"), load_script("models", "build_card")
+    other = tmp_path / "renamed"
+    other.mkdir()
+    (other / "checkpoint").symlink_to(seed_runs[1] / "checkpoint")
+    metrics = json.loads((seed_runs[1] / "metrics.json").read_text())
+    metrics["config"]["base"] = "build/bases/the-same-weights.safetensors"
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    out = tmp_path / "soup"
+    with pytest.raises(SystemExit, match="base differ"):
+        soup.main([str(seed_runs[0]), str(other), "--out", str(out)])
+    assert soup.main([str(seed_runs[0]), str(other), "--out", str(out), "--same-base"]) == 0
+    cfg = json.loads((out / "metrics.json").read_text())["config"]
+    assert cfg["member_base"][1] == "build/bases/the-same-weights.safetensors"
+    command = card.recipe_command(cfg)
+    assert "--base build/bases/the-same-weights.safetensors" in command and "--same-base" in command
