@@ -268,7 +268,8 @@ def _build_variants(tmp: Path, config: ExportConfig, ckpt: Checkpoint, calibrati
         from . import openvino_int8
 
         names.append(INT8_OPENVINO)
-        entry = openvino_int8.quantize(tmp / FILES[RAW], tmp / FILES[INT8_OPENVINO], encoder, calibration.texts)
+        entry = openvino_int8.quantize(tmp / FILES[RAW], tmp / FILES[INT8_OPENVINO], encoder, calibration.texts,
+                                       smooth_alpha=config.smooth_alpha)  # fmt: skip
         quantization[INT8_OPENVINO] = {**entry, "calibration_source": calibration.source}
     return _Built(names, quantization, tok, input_names, first_token)
 

@@ -336,3 +336,23 @@ def test_compile_cache_dir_settings(tmp_path, monkeypatch):
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     assert compile_cache_dir(blocked) is None  # cannot be created: no cache, no error
+
+
+def test_openvino_calibration_texts_spread_over_the_file():
+    """Calibration files list their corpora one after another: a head would be one corpus alone."""
+    from emotion_onnx_export.openvino_int8 import spread
+
+    texts = [f"tweet {i}" for i in range(10)] + [f"reddit {i}" for i in range(10)]
+    assert spread(texts, 4) == ["tweet 0", "tweet 5", "reddit 0", "reddit 5"]
+    assert spread(texts[:3], 4) == texts[:3]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="the export-openvino extra is not installed")
+def test_openvino_variant_takes_the_exports_smoothquant_strength(tmp_path_factory, checkpoints, validation_file,
+                                                                 both_int8):  # fmt: skip
+    smoothed = _export(tmp_path_factory, checkpoints, validation_file, openvino=True, smooth_alpha=0.5)
+    q = manifest_io.load(smoothed).variant("int8-openvino").quantization
+    assert q["smooth_quant_alpha"] == 0.5 and q["calibration_texts"] == 300
+    assert "smooth_quant_alpha" not in manifest_io.load(both_int8).variant("int8-openvino").quantization
+    weights = [manifest_io.load(d).variant("int8-openvino").weights for d in (smoothed, both_int8)]
+    assert (smoothed / weights[0].file).read_bytes() != (both_int8 / weights[1].file).read_bytes()
