@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     header = (
-        f"INT8 schemes on `{args.name or args.model.name}`, {len(texts)} emotion test texts, reference: {reference_name}; "
-        f"{on_machine()}. Throughput: median of {1 if args.quick else args.repeats} interleaved runs."
+        f"INT8 schemes on `{args.name or args.model.name}`, {len(texts)} emotion test texts, "
+        f"reference: {reference_name}; {on_machine()}. "
+        f"Throughput: median of {1 if args.quick else args.repeats} interleaved runs."
     )
     if not args.checkpoint:  # random weights: every logit row is alike, so labels and argmaxes say nothing
         header += " Random weights: the distance to fp32 is shown, not agreement or accuracy."
