@@ -215,8 +215,9 @@ class OpenVinoThroughput(OpenVinoSystem):
 
 
 def nncf_int8(model_dir: Path, cache: Path) -> Path:
-    """OpenVINO's INT8 recipe on the exported fp32 ONNX (the export's own --openvino step, whose
-    NNCF call is optimum-intel's), built once into the cache."""
+    """OpenVINO's INT8 recipe on the exported fp32 ONNX: the export's own --openvino step (NNCF's
+    transformer recipe, as optimum-intel calls it, calibrated on the export's number of validation
+    texts) at NNCF's own SmoothQuant strength, built once into the cache."""
     xml = cache / "openvino-int8" / "model.xml"
     if xml.is_file():
         return xml
