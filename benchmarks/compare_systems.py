@@ -253,7 +253,12 @@ def bench_model(name: str, model: Path, checkpoint: Path, args, labels_known: bo
         if s == "ours-openvino":  # the one system with a compile cache: its first start too
             results[s]["first_start_s"] = cold_start(s, model, checkpoint, cache, threads_of[s], runs, first=True)
 
-    label_ids = np.asarray([manifest.labels.index(x) if isinstance(x, str) else x for x in labels])
+    # every system compared on the default answer's columns: the peers return a neutral logit too
+    # where the model has one, this runtime's default answer does not
+    columns = manifest.answer_columns(False)
+    logits, alone = ({s: answer_logits(z, columns) for s, z in d.items()} for d in (logits, alone))
+    answer = manifest.answer_labels(False)
+    label_ids = np.asarray([answer.index(x) if isinstance(x, str) else x for x in labels])
     ref = logits.get("pytorch-fp32")
     for s in systems:
         r = results[s]
@@ -280,6 +285,11 @@ def bench_model(name: str, model: Path, checkpoint: Path, args, labels_known: bo
         "pytorch_thread_probe_s": probe,
         "systems": results,
     }
+
+
+def answer_logits(z: np.ndarray, columns: list[int]) -> np.ndarray:
+    """A system's logits on the default answer's columns (already so when it returns no others)."""
+    return z if z.shape[1] == len(columns) else z[:, columns]
 
 
 def best_of_ours(systems: dict) -> tuple[str, dict] | None:
