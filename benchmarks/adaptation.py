@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, RESULTS, arguments, model_or_default, pyplot, save_figure, write_results
+from common import REPO, RESULTS, arguments, model_or_default, on_machine, pyplot, save_figure, write_results
 
 REALWORLD = REPO / "models" / "realworld"
 MERGED = {"sadness": "negative", "anger": "negative", "fear": "negative", "joy": "positive", "love": "positive",
@@ -174,7 +174,7 @@ def markdown(data: dict) -> str:
         ref = data["shipped_as_is"][task]
         lines += ["", f"The shipped model with no training: {ref['accuracy']:.1%} / {ref['macro_f1']:.3f}.", ""]
     lines.append(
-        f"{data['epochs']} epochs, learning rate {data['lr']}, batch 16, seed {data['seed']}, 2 threads; "
+        f"{data['epochs']} epochs, learning rate {data['lr']}, batch 16, seed {data['seed']}, on {on_machine()}; "
         "the shipped model was trained on the emotion train split, the everyday pool, GoEmotions train and "
         "XED, so it has seen texts like every task's training data (on GoEmotions, the very comments the "
         "examples are drawn from): its curves show what a user with such data starts from, not transfer "

@@ -13,7 +13,7 @@ import importlib.util
 import time
 from pathlib import Path
 
-from common import EXPORT_CODE, REPO, arguments, vocab_file, write_results
+from common import EXPORT_CODE, REPO, arguments, markdown_table, on_machine, vocab_file, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,24 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     total = time.perf_counter() - t0
     m = result.manifest
-    fp32 = m.variants["fp32"].ref.size
-    rows = []
-    for name, v in m.variants.items():
-        val = v.validation
-        drift = v.batch_invariance["max_abs_logit_diff_alone_vs_padded_batch"]
-        size = v.size  # OpenVINO's .bin beside its .xml included
-        rows.append(
-            f"| {name} | {size / 1e6:.1f} MB ({size / fp32:.0%}) | {val['max_abs_logit_diff']:.2e} | "
-            f"{val['top1_agreement']:.2%} | {val['max_abs_prob_diff']:.2e} | {drift:.1e} | "
-            f"{'yes' if v.batch_invariant else 'no'} |"
-        )
-    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    md = (
-        f"Export of the full-size graph: {total:.0f} s in all ({steps}); gate on the "
-        f"{m.variants['fp32'].validation['n_texts']} validation texts.\n\n"
-        "| variant | file size (× fp32) | max \\|Δlogit\\| vs PyTorch | top-1 agreement | max \\|Δprob\\| | "
-        "batch drift | batch-invariant |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-    )
+    md = markdown(m, total, result.seconds)
     write_results(
         "export_full_size",
         {"seconds_total": total, "seconds": result.seconds, "manifest": m.to_dict()},
@@ -69,6 +52,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(md)
     return 0 if not result.failures else 1
+
+
+def markdown(m, total: float, seconds: dict[str, float]) -> str:
+    """The export's table: each variant's size and gate figures, the steps' seconds, the machine."""
+    fp32 = m.variants["fp32"].ref.size
+    rows = []
+    for name, v in m.variants.items():
+        val = v.validation
+        size = v.size  # OpenVINO's .bin beside its .xml included
+        rows.append((name, f"{size / 1e6:.1f} MB ({size / fp32:.0%})", f"{val['max_abs_logit_diff']:.2e}",
+                     f"{val['top1_agreement']:.2%}", f"{val['max_abs_prob_diff']:.2e}",
+                     f"{v.batch_invariance['max_abs_logit_diff_alone_vs_padded_batch']:.1e}",
+                     "yes" if v.batch_invariant else "no"))  # fmt: skip
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+    header = ("variant", "file size (× fp32)", "max \\|Δlogit\\| vs PyTorch", "top-1 agreement", "max \\|Δprob\\|",
+              "batch drift", "batch-invariant")  # fmt: skip
+    return (
+        f"Export of the full-size graph on {on_machine()}: {total:.0f} s in all ({steps}); gate on the "
+        f"{m.variants['fp32'].validation['n_texts']} validation texts.\n\n"
+        + "\n".join(markdown_table(header, rows))
+        + "\n"
+    )
 
 
 if __name__ == "__main__":
