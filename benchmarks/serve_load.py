@@ -27,7 +27,9 @@ from common import (
     RUNTIME_HOT_PATH,
     SERVING_CODE,
     arguments,
+    markdown_table,
     model_or_default,
+    on_machine,
     percentile,
     post_predict,
     pyplot,
@@ -198,25 +200,31 @@ def main(argv: list[str] | None = None) -> int:
         "server_peak_rss_mb": rss,
         "fairness": {**fairness, "big_texts": len(big), "big_tokens_each": BIG_TOKENS},
     }
-    f = data["fairness"]
-    md = (
-        f"`emotion-onnx serve` (model `{args.name}`) under {n_requests:,} requests from {clients} concurrent "
-        f"keep-alive clients, half of 1 text and half of 8 ({n_texts:,} texts; "
-        f"`python benchmarks/serve_load.py{' --model ' + str(args.model) if args.model else ''}`):\n\n"
-        "| errors | answers unequal to offline | requests/s | texts/s | p50 ms | p99 ms | p50 ms, 1 / 8 texts "
-        "| server peak RSS MB |\n|---|---|---|---|---|---|---|---|\n"
-        f"| {errors} | {mismatched} (largest score difference {worst:.1e}) | {data['requests_per_s']:.0f} "
-        f"| {data['texts_per_s']:.0f} | {data['latency_ms_p50']:.1f} | {data['latency_ms_p99']:.1f} "
-        f"| {data['latency_ms_p50_by_size']['1']:.1f} / {data['latency_ms_p50_by_size']['8']:.1f} | {rss:.0f} |\n\n"
-        f"Fairness: a one-text request sent 0.3 s after a {f['big_texts']}-text request of {BIG_TOKENS}-token texts "
-        f"took **{f['during_big_ms']:.0f} ms** (on an idle server: {f['idle_ms']:.1f} ms), while the big request "
-        f"took {f['big_request_s']:.1f} s.\n"
-    )
+    md = markdown(data, f"python benchmarks/serve_load.py{' --model ' + str(args.model) if args.model else ''}")
     stem = "serve_load" + (f"_{args.name}" if args.name else "")
     write_results(stem, data, md, models=[model_or_default(args.model)], code=[*RUNTIME_HOT_PATH, *SERVING_CODE])
     _plot(latencies, sizes, data, RESULTS / f"{stem}.png")
     print(md)
     return 0 if errors == mismatched == 0 else 1
+
+
+def markdown(data: dict, command: str) -> str:
+    """The load table and the fairness probe, with the machine they ran on."""
+    f, by_size = data["fairness"], data["latency_ms_p50_by_size"]
+    row = (data["errors"], f"{data['mismatched_answers']} (largest score difference "
+           f"{data['max_score_diff_vs_offline']:.1e})", f"{data['requests_per_s']:.0f}", f"{data['texts_per_s']:.0f}",
+           f"{data['latency_ms_p50']:.1f}", f"{data['latency_ms_p99']:.1f}", f"{by_size['1']:.1f} / {by_size['8']:.1f}",
+           f"{data['server_peak_rss_mb']:.0f}")  # fmt: skip
+    header = ("errors", "answers unequal to offline", "requests/s", "texts/s", "p50 ms", "p99 ms",
+              "p50 ms, 1 / 8 texts", "server peak RSS MB")  # fmt: skip
+    return (
+        f"`emotion-onnx serve` (model `{data['model']}`) under {data['requests']:,} requests from {data['clients']} "
+        f"concurrent keep-alive clients, half of 1 text and half of 8 ({data['texts']:,} texts; on {on_machine()}; "
+        f"`{command}`):\n\n" + "\n".join(markdown_table(header, [row])) + "\n\n"
+        f"Fairness: a one-text request sent 0.3 s after a {f['big_texts']}-text request of "
+        f"{f['big_tokens_each']}-token texts took **{f['during_big_ms']:.0f} ms** (on an idle server: {f['idle_ms']:.1f} ms), while the big request "
+        f"took {f['big_request_s']:.1f} s.\n"
+    )
 
 
 def _plot(latencies, sizes, data: dict, path: Path) -> None:
