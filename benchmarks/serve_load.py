@@ -222,8 +222,8 @@ def markdown(data: dict, command: str) -> str:
         f"concurrent keep-alive clients, half of 1 text and half of 8 ({data['texts']:,} texts; on {on_machine()}; "
         f"`{command}`):\n\n" + "\n".join(markdown_table(header, [row])) + "\n\n"
         f"Fairness: a one-text request sent 0.3 s after a {f['big_texts']}-text request of "
-        f"{f['big_tokens_each']}-token texts took **{f['during_big_ms']:.0f} ms** (on an idle server: {f['idle_ms']:.1f} ms), while the big request "
-        f"took {f['big_request_s']:.1f} s.\n"
+        f"{f['big_tokens_each']}-token texts took **{f['during_big_ms']:.0f} ms** (on an idle server: "
+        f"{f['idle_ms']:.1f} ms), while the big request took {f['big_request_s']:.1f} s.\n"
     )
 
 
