@@ -469,9 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     data["machine"] = machine()
     md = markdown(data)
-    measured = [args.full_size, args.trained]
-    write_results("compare_systems", data, md, models=[m for k, m in zip(("full-size", "trained"), measured)
-                                                      if k in models], code=RUNTIME_HOT_PATH)  # fmt: skip
+    paths = {"full-size": args.full_size, "trained": args.trained}
+    write_results("compare_systems", data, md, models=[paths[k] for k in models], code=RUNTIME_HOT_PATH)
     plots(data)
     print(md)
     print(f"wall time {data['wall_s']:.0f} s", file=sys.stderr)

@@ -341,25 +341,18 @@ def epochs_table(figures: dict) -> str:
     """Each epoch's losses and scores; a soup's, member by member."""
     epochs = figures["training"]["epochs"]
     soup = any("member" in e for e in epochs)
-    header = ["epoch", "train loss", "val loss", "val accuracy", "val macro-F1", "seconds"]
-    rows = (
-        [
-            *([e["member"]] if soup else []),
-            e["epoch"],
-            f"{e['train_loss']:.4f}",
-            f"{e['val_loss']:.4f}",
-            f"{e['val_accuracy']:.4f}",
-            f"{e['val_macro_f1']:.4f}",
-            f"{e['seconds']:.0f}",
-        ]  # fmt: skip
-        for e in epochs
-    )
-    return "\n".join(markdown_table(["run", *header] if soup else header, rows))
-
-
-def markdown_table(header: list[str], rows) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]  # fmt: skip
+    lead, rule = ("| run ", "|---") if soup else ("", "")
+    lines = [
+        f"{lead}| epoch | train loss | val loss | val accuracy | val macro-F1 | seconds |",
+        f"{rule}|---|---|---|---|---|---|",
+    ]
+    for e in epochs:
+        lines.append(
+            (f"| {e['member']} " if soup else "")
+            + f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_accuracy']:.4f} | "
+            f"{e['val_macro_f1']:.4f} | {e['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def training_text(training: dict) -> str:
@@ -383,7 +376,7 @@ def training_text(training: dict) -> str:
     return (
         f"{schedule}, in each of {len(training['members'])} runs from the same start: {members}. Shipped: their "
         f"uniform average (`models/soup.py`, validation macro-F1 before the neutral offset "
-        f"{training.get('validation_macro_f1', float('nan')):.3f}); {minutes} in all."
+        f"{training['validation_macro_f1']:.3f}); {minutes} in all."
     )
 
 
