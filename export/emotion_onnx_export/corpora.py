@@ -11,7 +11,10 @@ output that only an opt-in switch ever answers. Three corpora feed it:
 
 A row is kept when every one of its labels maps and they all map to the same label; a row with
 an unmapped label (admiration, curiosity, disgust, ...) or with labels that map apart is dropped,
-never forced into a class. `multi_label=False` keeps single-label rows only.
+never forced into a class. `multi_label=False` keeps single-label rows only. With
+`other_emotions=True` the dropped rows that carry some emotion and no neutral are kept apart, as
+"!neutral" (emotional, though not one of the six): a training run learns from them only that they
+are not neutral (emotion_onnx_export.finetune's partial labels).
 
 The data is read from where it lies (../shared/data, or beside $EMOTION_DATA_DIR) and never copied
 into the repository or a package; `python -m emotion_onnx_export.corpora --out DIR` writes the
@@ -46,6 +49,10 @@ XED_IDS = range(1, 9)
 class Mapping:
     near: bool = True  # GoEmotions' near labels (GOEMOTIONS_NEAR) count as their label
     multi_label: bool = True  # keep multi-label rows whose labels all map to one label
+    other_emotions: bool = False  # rows of other emotions (and no neutral) as NOT_NEUTRAL
+
+
+NOT_NEUTRAL = "!neutral"  # a partial label: some emotion, not neutral, maybe none of the six
 
 
 def data_root() -> Path:
@@ -57,10 +64,13 @@ def data_root() -> Path:
 
 
 def _one_label(names: list[str | None], mapping: Mapping) -> str | None:
-    """The one label a row's mapped labels agree on, or None when any is unmapped or they differ."""
-    if not names or (len(names) > 1 and not mapping.multi_label) or None in names:
-        return None
-    return names[0] if len(set(names)) == 1 else None
+    """The one label a row's mapped labels agree on, or None when any is unmapped or they differ;
+    with `mapping.other_emotions`, NOT_NEUTRAL for such a row that has no neutral label."""
+    if names and (len(names) == 1 or mapping.multi_label) and None not in names and len(set(names)) == 1:
+        return names[0]
+    if mapping.other_emotions and names and NEUTRAL not in names:
+        return NOT_NEUTRAL
+    return None
 
 
 def goemotions(split: str, mapping: Mapping = Mapping(), root: Path | None = None) -> list[dict]:
@@ -124,7 +134,12 @@ def split_rows(rows: list[dict], share: float) -> tuple[list[dict], list[dict]]:
 
 
 def counts(rows: list[dict]) -> dict[str, int]:
-    return {name: sum(r["label"] == name for r in rows) for name in LABELS}
+    return {name: sum(r["label"] == name for r in rows) for name in (*LABELS, NOT_NEUTRAL)}
+
+
+def _full(rows: list[dict]) -> list[dict]:
+    """The rows with one of the seven labels (not the partial NOT_NEUTRAL ones)."""
+    return [r for r in rows if r["label"] != NOT_NEUTRAL]
 
 
 def write_jsonl(rows: list[dict], path: Path) -> Path:
@@ -144,12 +159,16 @@ def build(out: Path, mapping: Mapping, held_share: float = 0.06) -> dict:
     xed_train, xed_val = split_rows(xed(mapping), held_share)
     files = {
         "emotion_train": emotion("train"),
-        "goemotions_train": go_train,
-        "xed_train": xed_train,
-        "validation": emotion("validation") + go_val + xed_val,
+        "goemotions_train": _full(go_train),
+        "xed_train": _full(xed_train),
+        "validation": emotion("validation") + _full(go_val) + _full(xed_val),
         "goemotions_dev": goemotions("dev", Mapping(near=False, multi_label=False)),
     }
-    report = {"mapping": {"near": mapping.near, "multi_label": mapping.multi_label}, "files": {}}
+    if mapping.other_emotions:  # their own files, so that a run names them; never in validation
+        files["goemotions_train_other"] = [r for r in go_train if r["label"] == NOT_NEUTRAL]
+        files["xed_train_other"] = [r for r in xed_train if r["label"] == NOT_NEUTRAL]
+    report = {"mapping": {"near": mapping.near, "multi_label": mapping.multi_label,
+                          "other_emotions": mapping.other_emotions}, "files": {}}  # fmt: skip
     for name, rows in files.items():
         write_jsonl(rows, out / f"{name}.jsonl")
         report["files"][name] = {"rows": len(rows), "labels": counts(rows)}
@@ -163,10 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-near", action="store_true", help="leave out GoEmotions' near labels (grief, nervousness, ...)")
     p.add_argument("--single-label", action="store_true", help="single-label rows only")
+    p.add_argument(
+        "--other-emotions",
+        action="store_true",
+        help='also write the rows of other emotions (no neutral) as "!neutral", in files of their own',
+    )
     p.add_argument("--held-share", type=float, default=0.06, help="share of GoEmotions train and XED held out")
     args = p.parse_args(argv)
     try:
-        report = build(args.out, Mapping(near=not args.no_near, multi_label=not args.single_label), args.held_share)
+        mapping = Mapping(near=not args.no_near, multi_label=not args.single_label, other_emotions=args.other_emotions)
+        report = build(args.out, mapping, args.held_share)
     except ExportInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -59,9 +59,10 @@ def class_weights(labels: np.ndarray, n_classes: int, scheme: str) -> np.ndarray
     training rows, so the loss keeps its scale and the learning rate keeps its meaning."""
     if scheme not in CLASS_WEIGHTINGS:
         raise ExportInputError(f"unknown class weighting {scheme!r}; choose one of {', '.join(CLASS_WEIGHTINGS)}")
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     if scheme == "none":
         return np.ones(n_classes)
+    labels = labels[labels >= 0]  # a "not NAME" row weighs as it is
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     if (counts == 0).any():
         missing = ", ".join(str(i) for i in np.flatnonzero(counts == 0))
         raise ExportInputError(
@@ -205,18 +206,28 @@ def resolve_labels(
         mapping = {v: i for i, v in enumerate(ids)}
         mapping.update({name: i for i, name in enumerate(names)})
     else:
-        names = sorted({str(v) for v in raw})
+        names = sorted({str(v) for v in raw if not str(v).startswith(NOT_PREFIX)})
         mapping = {name: i for i, name in enumerate(names)}
     if len(names) < 2:
         raise ExportInputError(f"{train.source} has {len(names)} class(es); classification needs at least 2")
     return names, mapping
 
 
-def encode_labels(data: LabelledTexts, mapping: dict, names: list[str]) -> np.ndarray:
+# A training label written "!NAME" says only that the text is not NAME (GoEmotions' admiration or
+# curiosity is not neutral, though none of the six either). Such a row is encoded as -(id + 1) and
+# its loss is -log(1 - p_NAME): it teaches what the text is not, and nothing about what it is.
+NOT_PREFIX = "!"
+
+
+def encode_labels(data: LabelledTexts, mapping: dict, names: list[str], partial: bool = False) -> np.ndarray:
+    """Label ids in the run's order; with `partial` (training files), "!NAME" as -(id of NAME + 1)."""
     if data.labels is None:
         raise ExportInputError(f"{data.source} has no label column")
     out = []
     for row, value in enumerate(data.labels, 1):
+        if partial and isinstance(value, str) and value.startswith(NOT_PREFIX) and value[1:] in mapping:
+            out.append(-mapping[value[1:]] - 1)
+            continue
         if value not in mapping:
             raise ExportInputError(
                 f"{data.source}: row {row} has label {value!r}, which is not in the training labels "
@@ -341,7 +352,7 @@ def _read_splits(config: FinetuneConfig) -> _Splits:
         train,
         val,
         test,
-        encode_labels(train, mapping, names),
+        encode_labels(train, mapping, names, partial=True),
         encode_labels(val, mapping, names),
         encode_labels(test, mapping, names) if test else None,
     )
@@ -352,8 +363,27 @@ def _loss_function(config: FinetuneConfig, weights: np.ndarray):
 
     weight_t = None if config.class_weights == "none" else torch.as_tensor(weights, dtype=torch.float32)
     if config.focal_gamma:
-        return lambda logits, target: focal_loss(logits, target, config.focal_gamma, weight_t)
-    return torch.nn.CrossEntropyLoss(weight=weight_t, label_smoothing=config.label_smoothing)
+        full = lambda logits, target: focal_loss(logits, target, config.focal_gamma, weight_t)  # noqa: E731
+    else:
+        full = torch.nn.CrossEntropyLoss(weight=weight_t, label_smoothing=config.label_smoothing)
+    return lambda logits, target: with_partial_labels(full, logits, target)
+
+
+def with_partial_labels(full, logits, target):
+    """The mean loss over a batch where some rows say only "not NAME" (target -(id + 1)): `full`
+    on the other rows, -log(1 - p_NAME) on those, each row weighing alike."""
+    import torch
+
+    negative = target < 0
+    if not negative.any():
+        return full(logits, target)
+    z = logits[negative]
+    excluded = -target[negative] - 1
+    others = z.masked_fill(torch.nn.functional.one_hot(excluded, z.shape[1]).bool(), float("-inf"))
+    loss_not = (torch.logsumexp(z, 1) - torch.logsumexp(others, 1)).sum()
+    kept = ~negative
+    loss_full = full(logits[kept], target[kept]) * kept.sum() if kept.any() else 0.0
+    return (loss_full + loss_not) / len(target)
 
 
 def _optimizer(model, config: FinetuneConfig, total_steps: int):

@@ -53,6 +53,23 @@ def test_a_row_whose_labels_map_apart_or_not_at_all_is_dropped():
     assert corpora._one_label(["joy", "joy"], Mapping(multi_label=False)) is None
 
 
+def test_other_emotions_are_kept_apart_as_not_neutral(root, tmp_path, monkeypatch):
+    m = Mapping(near=False, multi_label=False, other_emotions=True)
+    assert corpora._one_label([None], m) == corpora.NOT_NEUTRAL  # admiration, curiosity, ...
+    assert corpora._one_label(["joy", "anger"], m) == corpora.NOT_NEUTRAL
+    assert corpora._one_label(["joy", "neutral"], m) is None  # some rater saw no emotion: neither
+    assert corpora._one_label(["joy"], m) == "joy"
+    monkeypatch.setattr(corpora, "data_root", lambda: root)
+    plain = corpora.build(tmp_path / "plain", Mapping(near=False, multi_label=False))
+    other = corpora.build(tmp_path / "other", m)
+    for name in plain["files"]:  # the seven-label files stay as they were: validation never holds a partial label
+        file = f"{name}.jsonl"
+        assert (tmp_path / "plain" / file).read_bytes() == (tmp_path / "other" / file).read_bytes()
+    for name in ("goemotions_train_other", "xed_train_other"):
+        labels = {json.loads(line)["label"] for line in (tmp_path / "other" / f"{name}.jsonl").read_text().splitlines()}
+        assert labels == {corpora.NOT_NEUTRAL} and other["files"][name]["rows"] > 5000
+
+
 def test_the_held_out_slice_is_stable_and_disjoint(root):
     rows = corpora.goemotions("train", Mapping(), root)
     train, held = corpora.split_rows(rows, 0.06)

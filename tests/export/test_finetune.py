@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from emotion_onnx_export.finetune import (
     mixup_loss,
     pooled_and_head,
     run_finetune,
+    with_partial_labels,
 )
 from helpers import assert_clean_error, run_cli
 
@@ -242,6 +244,53 @@ def test_any_taxonomy_from_csv_with_label_order_file(checkpoints, tmp_path):
     assert m["labels"] == ["neg", "neutral", "pos"]
     saved = json.loads((tmp_path / "o" / "checkpoint" / "config.json").read_text())
     assert saved["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}
+
+
+def test_partial_label_loss_by_hand():
+    import torch
+
+    z = torch.randn(4, 7, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, -7, 3, -2])  # full labels 0 and 3; "not 6" and "not 1"
+    p = z.softmax(1)
+    expected = -(p[0, 0].log() + (1 - p[1, 6]).log() + p[2, 3].log() + (1 - p[3, 1]).log()) / 4
+    got = with_partial_labels(torch.nn.CrossEntropyLoss(), z, target)
+    assert float(got) == pytest.approx(float(expected), rel=1e-5)
+    full = torch.tensor([0, 6, 3, 1])
+    assert float(with_partial_labels(torch.nn.CrossEntropyLoss(), z, full)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(z, full)), rel=1e-6
+    )
+
+
+def test_partial_labels_teach_what_a_text_is_not(checkpoints, tmp_path):
+    full = [("i love this so much", "pos"), ("this is bad and awful", "neg"), ("it is a table", "neutral")] * 12
+    partial = [(f"wow what a day number {i}", "!neutral") for i in range(24)]
+    rows = full + partial
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in full))
+    config = FinetuneConfig(
+        train=tmp_path / "train.jsonl", validation=tmp_path / "val.jsonl", out=tmp_path / "o",
+        base=str(checkpoints("distilbert-tiny")), epochs=3, batch_size=8, lr=1e-3,
+    )  # fmt: skip
+    m = run_finetune(config)
+    assert m["labels"] == ["neg", "neutral", "pos"]  # "!neutral" is no label of its own
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "o" / "checkpoint")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "o" / "checkpoint")
+    import torch
+
+    with torch.no_grad():
+        p = model(**tok([t for t, _ in partial], return_tensors="pt", padding=True)).logits.softmax(1)
+    assert float(p[:, 1].mean()) < 0.5  # the texts said to be "not neutral" are mostly not called neutral
+    # a partial label names a training label, and only training files may hold one
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "x", "label": "!neutral"}) + "\n")
+    with pytest.raises(ExportInputError, match="'!neutral'.*not in the training labels"):
+        run_finetune(replace(config, validation=tmp_path / "bad.jsonl", out=tmp_path / "o2"))
+    (tmp_path / "bad2.jsonl").write_text(
+        "".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in [*full, ("x", "!joy")])
+    )
+    with pytest.raises(ExportInputError, match="'!joy'.*not in the training labels"):
+        run_finetune(replace(config, train=tmp_path / "bad2.jsonl", out=tmp_path / "o3"))
 
 
 @pytest.mark.parametrize(
