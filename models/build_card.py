@@ -181,7 +181,7 @@ def measure(run: Path, variant: str, before: Path | None) -> dict:
         figures["before"] = score_all(old, sets)
         figures["before_sentences"] = [{"text": t, "default": _top(old, t, False)} for t in SENTENCES]
     metrics = json.loads((run / "metrics.json").read_text())
-    kept = ("config", "epochs", "best_epoch", "best_weights", "train_seconds", "members")
+    kept = ("config", "epochs", "best_epoch", "best_weights", "train_seconds", "members", "neutral_offset")
     figures["training"] = {k: metrics[k] for k in kept if k in metrics}
     figures["training"]["validation_macro_f1"] = metrics["validation"]["macro_f1"]
     corpora = Path(metrics["config"]["validation"]).parent / "corpora.json"
@@ -400,6 +400,7 @@ def render(figures: dict, attempts: list[dict]) -> str:
         mapping_decision=figures.get("mapping_decision", ""),
         base_commit=figures.get("base_commit", ""),
         training=training,
+        offset=figures["training"].get("neutral_offset", {}).get("offset", 0.0),
         variant=figures["variant"],
         commands=figures.get("commands", ""),
         runs=runs_table(attempts),
