@@ -134,7 +134,9 @@ def split_rows(rows: list[dict], share: float) -> tuple[list[dict], list[dict]]:
 
 
 def counts(rows: list[dict]) -> dict[str, int]:
-    return {name: sum(r["label"] == name for r in rows) for name in (*LABELS, NOT_NEUTRAL)}
+    """Rows per label: the seven, and NOT_NEUTRAL where some row has it."""
+    partial = (NOT_NEUTRAL,) if any(r["label"] == NOT_NEUTRAL for r in rows) else ()
+    return {name: sum(r["label"] == name for r in rows) for name in (*LABELS, *partial)}
 
 
 def _full(rows: list[dict]) -> list[dict]:
