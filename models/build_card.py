@@ -412,7 +412,7 @@ def render(figures: dict, attempts: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------------------- shipping
-def ship(run: Path, figures: dict, card_dir: Path) -> None:
+def ship(run: Path, figures: dict, card_dir: Path, base_commit: str | None = None) -> None:
     """The card's files: the sizes of the embedded model and the compact base (written before, by
     their own commands: emotion_onnx_export.packaging and emotion_onnx_export.bases), the reference
     logits the CI gate reads, the training log and curves, and the reliability diagram."""
@@ -430,9 +430,14 @@ def ship(run: Path, figures: dict, card_dir: Path) -> None:
             f"the embedded model is not {run}/onnx's {figures['variant']}: package it first "
             f"(python -m emotion_onnx_export.packaging {run}/onnx --variant {figures['variant']} --name {NAME})"
         )
-    figures["base_commit"] = subprocess.run(
-        ["git", "log", "-1", "--format=%h", "--", str(base)], cwd=REPO, capture_output=True, text=True, check=False
-    ).stdout.strip()
+    # the base a run starts from is the compact file as last committed, before the release step
+    # rewrote it; a run shipped again after later releases names its start (--base-commit)
+    figures["base_commit"] = (
+        base_commit
+        or subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", str(base)], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
     figures["embedded_bytes"] = directory_size(default_model_dir())
     figures["compact_bytes"] = base.stat().st_size
     np.save(card_dir / "pytorch_test_logits.npy", figures.pop("_test_reference").astype(np.float32))
@@ -460,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--when", default=None, help="the run's date for attempts.json (default: today)")
     p.add_argument("--note", default="", help="the shipped row's note in the runs table")
     p.add_argument("--commands", type=Path, help="a file holding the recipe's commands, for the card")
+    p.add_argument(
+        "--base-commit",
+        help="the commit of the base the run started from, when it is not the "
+        "compact base file's last commit (a run shipped again after later releases)",
+    )
     p.add_argument("--mapping-decision", default="", help="the sentence saying how the mapping was chosen")
     args = p.parse_args(argv)
     card_dir = HERE / NAME
@@ -480,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.score:
         print(json.dumps(row, indent=2))
         return 0
-    ship(args.run, figures, card_dir)
+    ship(args.run, figures, card_dir, args.base_commit)
     figures["commands"] = args.commands.read_text().strip() if args.commands else ""
     figures["mapping_decision"] = args.mapping_decision
     attempts_path = card_dir / "attempts.json"
