@@ -37,12 +37,17 @@ import numpy as np
 GRID = np.round(np.arange(-3.0, 3.0001, 0.05), 2)  # offsets tried, in logits
 
 
+def answers(logits: np.ndarray, neutral: int, offset: float) -> np.ndarray:
+    """Each text's answer with the switch on and `offset` added to the neutral logit."""
+    z = np.array(logits, dtype=np.float64)
+    z[:, neutral] += offset
+    return z.argmax(1)
+
+
 def balanced_accuracy(logits: np.ndarray, labels: np.ndarray, neutral: int, offset: float) -> float:
     """The mean of the neutral recall and the emotional recall ("not neutral" said of a text that
     is not neutral), with `offset` added to the neutral logit."""
-    z = np.array(logits, dtype=np.float64)
-    z[:, neutral] += offset
-    said = z.argmax(1) == neutral
+    said = answers(logits, neutral, offset) == neutral
     is_neutral = labels == neutral
     return 0.5 * (said[is_neutral].mean() + (~said[~is_neutral]).mean())
 
@@ -50,10 +55,8 @@ def balanced_accuracy(logits: np.ndarray, labels: np.ndarray, neutral: int, offs
 def emotional_accuracy(logits: np.ndarray, labels: np.ndarray, neutral: int, offset: float) -> float:
     """The share of the texts not labelled neutral whose answer, with the switch on and `offset`
     added to the neutral logit, is their own label."""
-    z = np.array(logits, dtype=np.float64)
-    z[:, neutral] += offset
     emotional = labels != neutral
-    return float((z[emotional].argmax(1) == labels[emotional]).mean())
+    return float((answers(logits[emotional], neutral, offset) == labels[emotional]).mean())
 
 
 def fit_offset(
@@ -97,10 +100,9 @@ def row_sources(path: Path, n: int) -> np.ndarray:
     return np.array([str(r.get("source", "")) for r in rows])
 
 
-def sources_with_neutral(path: Path, labels: np.ndarray, neutral: int) -> np.ndarray:
-    """Which rows of a JSONL file belong to a source (its `source` field) that labels some text
-    neutral; every row when the file names no sources."""
-    sources = row_sources(path, len(labels))
+def sources_with_neutral(sources: np.ndarray, labels: np.ndarray, neutral: int) -> np.ndarray:
+    """Which rows belong to a source (row_sources) that labels some text neutral; every row when
+    the file names no sources."""
     with_neutral = set(sources[labels == neutral])
     return np.array([s in with_neutral for s in sources])
 
@@ -137,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     neutral = ckpt.labels.index(args.neutral_label)
     data = read_labelled(args.validation)
     labels = np.array(label_ids(data.labels, ckpt.labels, data.source))
-    keep = sources_with_neutral(args.validation, labels, neutral)
+    sources = row_sources(args.validation, len(labels))
+    keep = sources_with_neutral(sources, labels, neutral)
     texts = [t for t, k in zip(data.texts, keep) if k]
-    labels, sources = labels[keep], row_sources(args.validation, len(keep))[keep]
+    labels, sources = labels[keep], sources[keep]
     floor = None
     if args.emotional_floor:
         source, share = args.emotional_floor
