@@ -187,8 +187,22 @@ def measure(run: Path, variant: str, before: Path | None) -> dict:
     corpora = Path(metrics["config"]["validation"]).parent / "corpora.json"
     figures["data"] = json.loads(corpora.read_text()) if corpora.is_file() else None
     figures["calibration_trials"] = calibration_trials(clf, Path(metrics["config"]["validation"]), sets)
+    figures["ece_floor"] = ece_floors(clf, sets)
     figures["_test_reference"] = references["emotion-test"]
     return figures
+
+
+def ece_floors(clf, sets: dict) -> dict:
+    """For each set with an ECE target, what a perfectly calibrated model with the default answer's
+    confidences would measure on that many texts (ece_sampling_floor): its median and 95th
+    percentile, so that the card says how much of a measured ECE the set's size cannot resolve."""
+    out = {}
+    for name in sorted({key.split()[0] for key in TARGETS if key.endswith(" default ece")}):
+        data = sets[name]
+        probs = clf.probabilities(clf.forward(data.texts)[0][data.emotional])
+        floor = ece_sampling_floor(probs)
+        out[name] = {"texts": len(probs), "median": float(np.median(floor)), "p95": float(np.percentile(floor, 95))}
+    return out
 
 
 def calibration_trials(clf, validation: Path, sets: dict) -> list[dict]:
@@ -315,6 +329,34 @@ def calibration_trials_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def ece_floor_text(figures: dict) -> str:
+    """The sentence saying what a perfectly calibrated model would measure on each ECE target's set."""
+    floors = figures.get("ece_floor")
+    if not floors:
+        return ""
+    short = {"emotion-test": "the emotion test split", "goemotions-dev": "GoEmotions dev"}
+    parts = [
+        f"{_pct(f['median'], 2)} (95th percentile {_pct(f['p95'], 2)}) on the {f['texts']:,} texts of "
+        f"{short.get(name, name)}"
+        for name, f in floors.items()
+    ]
+    verdicts = "; ".join(
+        f"{short.get(name, name)}'s {_pct(figures['after'][name]['default']['ece'], 2)} is "
+        + ("above" if figures["after"][name]["default"]["ece"] > f["p95"] else "within")
+        + " its band"
+        for name, f in floors.items()
+    )
+    return (
+        "How much of an ECE a set of this size can resolve: a perfectly calibrated model with these confidences "
+        "(labels drawn from its own probabilities) would measure a median "
+        + " and ".join(parts)
+        + ". "
+        + verdicts[0].upper()
+        + verdicts[1:]
+        + "."
+    )
+
+
 def data_table(figures: dict) -> str:
     data = figures.get("data")
     if not data:
@@ -392,6 +434,7 @@ def render(figures: dict, attempts: list[dict]) -> str:
         neutral_table=neutral_table(figures),
         sentences_table=sentences_table(figures),
         calibration_trials=calibration_trials_table(figures),
+        ece_floor=ece_floor_text(figures),
         calibration_rows="\n".join(
             f"| {answer} | {c['temperature']:.3f} | {c['map_knots']} | {c['n_texts']:,} texts |"
             for answer, c in cal.items()

@@ -32,3 +32,16 @@ def test_a_figure_or_a_run_changes_the_card():
     extra = {**attempts[-1], "when": "2099-01-01", "note": "a row added", "decision": "not shipped"}
     added = [line for line in build_card.render(figures, [*attempts, extra]).splitlines() if line not in card]
     assert len(added) == 1 and added[0].startswith("| 2099-01-01 |") and "not shipped: a row added" in added[0]
+
+
+def test_the_card_says_whether_an_ece_is_beyond_what_its_set_can_resolve():
+    build_card = load_script("models", "build_card")
+    figures, _ = _inputs()
+    floor = figures["ece_floor"]["emotion-test"]
+    changed = copy.deepcopy(figures)
+    changed["after"]["emotion-test"]["default"]["ece"] = floor["p95"] / 2
+    text = build_card.ece_floor_text(changed)
+    assert "The emotion test split's " + build_card._pct(floor["p95"] / 2, 2) + " is within its band" in text
+    changed["after"]["emotion-test"]["default"]["ece"] = floor["p95"] * 2
+    assert "is above its band" in build_card.ece_floor_text(changed).split(";")[0]
+    assert build_card.ece_floor_text({k: v for k, v in figures.items() if k != "ece_floor"}) == ""
