@@ -186,29 +186,42 @@ def measure(run: Path, variant: str, before: Path | None) -> dict:
     figures["training"]["validation_macro_f1"] = metrics["validation"]["macro_f1"]
     corpora = Path(metrics["config"]["validation"]).parent / "corpora.json"
     figures["data"] = json.loads(corpora.read_text()) if corpora.is_file() else None
-    figures["calibration_trials"] = calibration_trials(clf, Path(metrics["config"]["validation"]), sets)
-    figures["ece_floor"] = ece_floors(clf, sets)
+    held = ece_sets(clf, sets)
+    figures["calibration_trials"] = calibration_trials(clf, Path(metrics["config"]["validation"]), held)
+    figures["ece_floor"] = ece_floors(clf, held)
     figures["_test_reference"] = references["emotion-test"]
     return figures
 
 
-def ece_floors(clf, sets: dict) -> dict:
-    """For each set with an ECE target, what a perfectly calibrated model with the default answer's
-    confidences would measure on that many texts (ece_sampling_floor): its median and 95th
-    percentile, so that the card says how much of a measured ECE the set's size cannot resolve."""
-    out = {}
+def ece_sets(clf, sets: dict) -> dict:
+    """For each set with an ECE target (emotion test, GoEmotions dev), the raw logits of its
+    emotional texts and their label ids: what the calibration trials and the ECE floors score."""
+    labels = clf.manifest.labels
+    held = {}
     for name in sorted({key.split()[0] for key in TARGETS if key.endswith(" default ece")}):
         data = sets[name]
-        probs = clf.probabilities(clf.forward(data.texts)[0][data.emotional])
+        keep = data.emotional
+        held[name] = (clf.forward(data.texts)[0][keep], np.array([labels.index(x) for x in data.labels])[keep])
+    return held
+
+
+def ece_floors(clf, held: dict) -> dict:
+    """For each of `held`'s sets (ece_sets), what a perfectly calibrated model with the default
+    answer's confidences would measure on that many texts (ece_sampling_floor): its median and 95th
+    percentile, so that the card says how much of a measured ECE the set's size cannot resolve."""
+    out = {}
+    for name, (logits, _) in held.items():
+        probs = clf.probabilities(logits)
         floor = ece_sampling_floor(probs)
         out[name] = {"texts": len(probs), "median": float(np.median(floor)), "p95": float(np.percentile(floor, 95))}
     return out
 
 
-def calibration_trials(clf, validation: Path, sets: dict) -> list[dict]:
-    """What the default answer's ECE would be, on the emotion test split and on GoEmotions dev, with
-    the calibration fitted on each source of the validation texts alone and on all of them: the
-    sources want different temperatures, so one calibration cannot fit them all."""
+def calibration_trials(clf, validation: Path, held: dict) -> list[dict]:
+    """What the default answer's ECE would be, on `held`'s sets (ece_sets: the emotion test split
+    and GoEmotions dev), with the calibration fitted on each source of the validation texts alone
+    and on all of them: the sources want different temperatures, so one calibration cannot fit
+    them all."""
     from emotion_onnx.calibration import probabilities
     from emotion_onnx_export.calibration import ece, fit_answer_calibrations
 
@@ -218,11 +231,6 @@ def calibration_trials(clf, validation: Path, sets: dict) -> list[dict]:
     y = np.array([labels.index(r["label"]) for r in rows])
     source = np.array([r.get("source", "") for r in rows])
     columns = clf.manifest.answer_columns(False)
-    held = {}
-    for name in ("emotion-test", "goemotions-dev"):
-        data = sets[name]
-        keep = data.emotional
-        held[name] = (clf.forward(data.texts)[0][keep], np.array([labels.index(x) for x in data.labels])[keep])
     neutral = clf.manifest.neutral_label
     n = labels.index(neutral) if neutral is not None else None
     out = []
@@ -340,10 +348,10 @@ def ece_floor_text(figures: dict) -> str:
         f"{short.get(name, name)}"
         for name, f in floors.items()
     ]
+    measured = {name: figures["after"][name]["default"]["ece"] for name in floors}
     verdicts = "; ".join(
-        f"{short.get(name, name)}'s {_pct(figures['after'][name]['default']['ece'], 2)} is "
-        + ("above" if figures["after"][name]["default"]["ece"] > f["p95"] else "within")
-        + " its band"
+        f"{short.get(name, name)}'s {_pct(measured[name], 2)} is {'above' if measured[name] > f['p95'] else 'within'} "
+        "its band"
         for name, f in floors.items()
     )
     return (
@@ -353,7 +361,7 @@ def ece_floor_text(figures: dict) -> str:
         + ". "
         + verdicts[0].upper()
         + verdicts[1:]
-        + "."
+        + ". A set's ECE above its band is a miscalibration the set can see."
     )
 
 
