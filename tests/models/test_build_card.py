@@ -45,3 +45,22 @@ def test_the_card_says_whether_an_ece_is_beyond_what_its_set_can_resolve():
     changed["after"]["emotion-test"]["default"]["ece"] = floor["p95"] * 2
     assert "is above its band" in build_card.ece_floor_text(changed).split(";")[0]
     assert build_card.ece_floor_text({k: v for k, v in figures.items() if k != "ece_floor"}) == ""
+
+
+def test_the_card_says_whether_more_calibration_texts_would_close_an_ece_gap():
+    build_card = load_script("models", "build_card")
+    figures, _ = _inputs()
+    sizes = figures["calibration_sizes"]
+    bound = figures["targets"][sizes["test_set"] + " default ece"]["bound"]
+    text = build_card.calibration_sizes_text(figures)
+    for row in sizes["rows"]:
+        assert build_card._pct(row["ece"][sizes["test_set"]], 2) in text
+    changed = copy.deepcopy(figures)
+    changed["calibration_sizes"]["in_sample_ece"] = bound * 2
+    assert "would not close the gap" in build_card.calibration_sizes_text(changed)
+    changed["calibration_sizes"]["in_sample_ece"] = bound / 2
+    fitted = build_card.calibration_sizes_text(changed)
+    assert "would not close the gap" not in fitted and build_card._pct(bound / 2, 2) + " themselves." in fitted
+    changed["calibration_sizes"]["in_sample_ece"] = None
+    assert build_card.calibration_sizes_text(changed).endswith("with all of them.")
+    assert build_card.calibration_sizes_text({k: v for k, v in figures.items() if k != "calibration_sizes"}) == ""
