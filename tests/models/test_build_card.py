@@ -64,3 +64,32 @@ def test_the_card_says_whether_more_calibration_texts_would_close_an_ece_gap():
     changed["calibration_sizes"]["in_sample_ece"] = None
     assert build_card.calibration_sizes_text(changed).endswith("with all of them.")
     assert build_card.calibration_sizes_text({k: v for k, v in figures.items() if k != "calibration_sizes"}) == ""
+
+
+def test_the_card_says_which_ece_targets_each_calibration_fit_meets():
+    build_card = load_script("models", "build_card")
+    figures, _ = _inputs()
+    changed = copy.deepcopy(figures)
+    shipped = next(t for t in changed["calibration_trials"] if t["fitted_on"] == "all, per text")
+    others = [t for t in changed["calibration_trials"] if t is not shipped]
+    for t in others:
+        t["ece"] = {"emotion-test": 0.05, "goemotions-dev": 0.05}
+    shipped["ece"] = {"emotion-test": 0.01, "goemotions-dev": 0.03}
+    text = build_card.calibration_verdict(changed)
+    assert text.startswith("A temperature per text meets every target") and "no other fit meets them all" in text
+    shipped["ece"] = {"emotion-test": 0.0165, "goemotions-dev": 0.03}
+    text = build_card.calibration_verdict(changed)
+    assert "misses the emotion test split's target (1.5%) by 0.15 points" in text
+    others[-1]["ece"] = {"emotion-test": 0.01, "goemotions-dev": 0.01}
+    assert f"of the other fits, {others[-1]['fitted_on']} meet them all" in build_card.calibration_verdict(changed)
+
+
+def test_the_card_explains_an_ece_gap_only_when_the_target_is_missed():
+    build_card = load_script("models", "build_card")
+    figures, _ = _inputs()
+    changed = copy.deepcopy(figures)
+    name = figures["calibration_sizes"]["test_set"]
+    changed["after"][name]["default"]["ece"] = 0.01
+    assert build_card.ece_gap_text(changed) == ""
+    changed["after"][name]["default"]["ece"] = 0.02
+    assert build_card.ece_gap_text(changed) == "\n\n" + build_card.calibration_sizes_text(changed)
