@@ -78,10 +78,14 @@ def target_value(figures: dict, key: str) -> float:
     return figures["after"][name][answer][figure]
 
 
+def within(value: float, bound: float, higher: bool) -> bool:
+    """Whether `value` meets `bound` (at least it when higher is better, at most it otherwise)."""
+    return value >= bound - 1e-12 if higher else value <= bound + 1e-12
+
+
 def target_met(figures: dict, key: str) -> bool:
     bound, higher = TARGETS[key]
-    value = target_value(figures, key)
-    return value >= bound - 1e-12 if higher else value <= bound + 1e-12
+    return within(target_value(figures, key), bound, higher)
 
 
 def train_files(config: dict) -> list[str]:
@@ -272,8 +276,8 @@ def calibration_sizes(
     draws: int = 12,
 ) -> dict:
     """Whether more calibration texts of one corpus (the tweets, by default) would lower the ECE
-    on `held`'s sets (`test_set` is that corpus's own): the shipped way of fitting (every corpus alike, a temperature per text),
-    refitted on random fractions of that corpus's validation texts with the other corpora whole;
+    on `held`'s sets (`test_set` is that corpus's own): the shipped way of fitting (every corpus
+    alike, a temperature per text), refitted on random fractions of that corpus's validation texts with the other corpora whole;
     the mean ECE over `draws` draws per fraction. A curve still falling at the whole corpus says
     more texts would help; a flat one says the error is not the calibration's sampling noise."""
     from emotion_onnx_export.calibration import fit_answer_calibrations
@@ -397,7 +401,7 @@ def calibration_verdict(figures: dict) -> str:
     bounds = {name: figures["targets"][f"{name} default ece"]["bound"] for name in trials[0]["ece"]}
 
     def met(trial: dict) -> list[str]:
-        return [name for name, bound in bounds.items() if trial["ece"][name] <= bound + 1e-12]
+        return [name for name, bound in bounds.items() if within(trial["ece"][name], bound, higher=False)]
 
     shipped = next((t for t in trials if t["fitted_on"] == "all, per text"), trials[0])
     fit = "A temperature per text" if shipped["per_text"] else "One temperature"
@@ -430,15 +434,14 @@ def ece_floor_text(figures: dict) -> str:
     floors = figures.get("ece_floor")
     if not floors:
         return ""
-    short = SET_SHORT
     parts = [
         f"{_pct(f['median'], 2)} (95th percentile {_pct(f['p95'], 2)}) on the {f['texts']:,} texts of "
-        f"{short.get(name, name)}"
+        f"{SET_SHORT.get(name, name)}"
         for name, f in floors.items()
     ]
     measured = {name: figures["after"][name]["default"]["ece"] for name in floors}
     verdicts = "; ".join(
-        f"{short.get(name, name)}'s {_pct(measured[name], 2)} is {'above' if measured[name] > f['p95'] else 'within'} "
+        f"{SET_SHORT.get(name, name)}'s {_pct(measured[name], 2)} is {'above' if measured[name] > f['p95'] else 'within'} "
         "its band"
         for name, f in floors.items()
     )
@@ -474,7 +477,7 @@ def calibration_sizes_text(figures: dict) -> str:
     if own is None:
         return text + "."
     text += f", and the {kind} it was fitted on measure {_pct(own, 2)} themselves"
-    if own > bound:
+    if not within(own, bound, higher=False):
         text += (
             f", above the {_pct(bound, 1)} target: the one map every corpus shares leaves the {kind} a little "
             f"overconfident even where it was fitted, so more {kind} would not close the gap"
