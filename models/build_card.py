@@ -19,6 +19,7 @@ import argparse
 import json
 import shutil
 import subprocess
+from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
@@ -539,6 +540,14 @@ def base_text(figures: dict) -> str:
     )
 
 
+def repeats_text(config: dict) -> str:
+    """Per-source sampling as the recipe spells it: a training file listed more than once is read
+    that many times each epoch."""
+    counts = Counter(Path(f).stem for f in train_files(config))
+    repeated = [f"{stem} {n} times" for stem, n in counts.items() if n > 1]
+    return f", each epoch reading {' and '.join(repeated)}" if repeated else ""
+
+
 def training_text(training: dict) -> str:
     """The recipe's training line: one run's schedule, or a soup's members and how they differ."""
     cfg = training["config"]
@@ -546,8 +555,8 @@ def training_text(training: dict) -> str:
     seed = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
     schedule = (
         f"{cfg['epochs']} epochs at most, lr {cfg['lr']}, batch {cfg['batch_size']}, AdamW, warm-up then linear "
-        f"decay, {seed}, lead-ins stripped from {cfg['augment_lead_ins']:.0%} of the tweets each epoch, "
-        "early stopping on the validation texts' macro-F1 over the seven labels"
+        f"decay, {seed}, lead-ins stripped from {cfg['augment_lead_ins']:.0%} of the tweets each epoch"
+        f"{repeats_text(cfg)}, early stopping on the validation texts' macro-F1 over the seven labels"
     )
     minutes = f"{training['train_seconds'] / 60:.0f} minutes on 2 CPU cores"
     if "members" not in training:

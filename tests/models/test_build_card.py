@@ -93,3 +93,12 @@ def test_the_card_explains_an_ece_gap_only_when_the_target_is_missed():
     assert build_card.ece_gap_text(changed) == ""
     changed["after"][name]["default"]["ece"] = 0.02
     assert build_card.ece_gap_text(changed) == "\n\n" + build_card.calibration_sizes_text(changed)
+
+
+def test_the_recipe_says_which_training_files_are_read_more_than_once():
+    build_card = load_script("models", "build_card")
+    training = copy.deepcopy(_inputs()[0]["training"])
+    files = training["config"]["train"] = ["c/emotion_train.jsonl", "c/goemotions_train.jsonl"]
+    assert "each epoch reading" not in build_card.training_text(training)
+    training["config"]["train"] = [files[0], *files]
+    assert "each epoch reading emotion_train 2 times," in build_card.training_text(training)
