@@ -49,6 +49,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--smooth-alpha", type=float, help="SmoothQuant migration strength for the per-token scheme (0-1)")
     p.add_argument(
+        "--openvino-smooth-alpha",
+        type=float,
+        help="SmoothQuant strength for the --openvino variant's MatMuls (0-1; default: --smooth-alpha's). The two "
+        "quantisers clip differently, so the strength each needs to pass the gate can differ",
+    )
+    p.add_argument(
         "--no-calibration-map",
         dest="calibration_map",
         action="store_false",
@@ -127,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         int8_scheme=args.int8_scheme,
         percentile=args.percentile,
         smooth_alpha=args.smooth_alpha,
+        openvino_smooth_alpha=args.openvino_smooth_alpha,
         first_token_last_layer=not args.full_last_layer,
         openvino=args.openvino,
         calibration_map=args.calibration_map,

@@ -68,12 +68,16 @@ class ExportConfig:
     smooth_alpha: float | None = None  # SmoothQuant strength for the per-token int8 scheme
     first_token_last_layer: bool = True  # the last block computes only the first token (where supported)
     openvino: bool = False  # also write the OpenVINO INT8 variant (NNCF); needs the export-openvino extra
+    openvino_smooth_alpha: float | None = None  # its SmoothQuant strength; None: smooth_alpha's
     calibration_map: bool = True  # after the temperature, fit the isotonic map of the top-1 probability
     gelu_approximation: bool = False
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     name: str | None = None  # the model's name, recorded in the manifest
     # the label answered only on request (neutral=True): used when the checkpoint has it; "" for none
     neutral_label: str = "neutral"
+
+    def resolved_openvino_smooth_alpha(self) -> float | None:
+        return self.smooth_alpha if self.openvino_smooth_alpha is None else self.openvino_smooth_alpha
 
 
 @dataclass
@@ -269,7 +273,7 @@ def _build_variants(tmp: Path, config: ExportConfig, ckpt: Checkpoint, calibrati
 
         names.append(INT8_OPENVINO)
         entry = openvino_int8.quantize(tmp / FILES[RAW], tmp / FILES[INT8_OPENVINO], encoder, calibration.texts,
-                                       smooth_alpha=config.smooth_alpha)  # fmt: skip
+                                       smooth_alpha=config.resolved_openvino_smooth_alpha())  # fmt: skip
         quantization[INT8_OPENVINO] = {**entry, "calibration_source": calibration.source}
     return _Built(names, quantization, tok, input_names, first_token)
 

@@ -356,3 +356,13 @@ def test_openvino_variant_takes_the_exports_smoothquant_strength(tmp_path_factor
     assert "smooth_quant_alpha" not in manifest_io.load(both_int8).variant("int8-openvino").quantization
     weights = [manifest_io.load(d).variant("int8-openvino").weights for d in (smoothed, both_int8)]
     assert (smoothed / weights[0].file).read_bytes() != (both_int8 / weights[1].file).read_bytes()
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="the export-openvino extra is not installed")
+def test_openvino_variant_can_take_its_own_smoothquant_strength(tmp_path_factory, checkpoints, validation_file):
+    """The two quantisers clip differently, so a model may pass the gate at a different strength in each."""
+    out = _export(tmp_path_factory, checkpoints, validation_file, openvino=True, smooth_alpha=0.5,
+                  openvino_smooth_alpha=0.8)  # fmt: skip
+    manifest = manifest_io.load(out)
+    assert manifest.variant("int8-openvino").quantization["smooth_quant_alpha"] == 0.8
+    assert manifest.variant("int8").quantization["smooth_alpha"] == 0.5
